@@ -1,0 +1,1 @@
+"""RoBERTa pretraining ablations: config checks, cell identity, data pipeline and the cell runner."""

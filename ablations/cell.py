@@ -1,0 +1,74 @@
+"""A grid cell's identity (a hash of its science settings plus seed) and its results.json.
+
+The id names the cell folder, the results path and the W&B run id, so a rerun finds the same cell
+and a resumed cell continues its run. Implementation settings (trainer, logger, paths) never enter it.
+"""
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ablations.data.cache import stable_hash
+
+SCIENCE = ("objective", "input_format", "masking", "schedule", "data", "model", "tokenizer", "seq_len", "seed")
+SCHEMA_VERSION = 1
+LIBRARIES = ("torch", "pytorch-lightning", "transformers", "tokenizers", "hydra-core", "wandb", "numpy")
+
+
+def science(cfg: DictConfig) -> dict:
+    return {key: OmegaConf.to_container(cfg, resolve=True)[key] for key in SCIENCE}
+
+
+@dataclass(frozen=True)
+class Cell:
+    id: str
+    name: str
+    group: str
+    factors: dict
+    dir: Path
+
+    @classmethod
+    def of(cls, cfg: DictConfig, root: Path) -> "Cell":
+        factors = {
+            "objective": cfg.objective.name,
+            "masking": cfg.masking.name,
+            "input_format": cfg.input_format.name,
+            "schedule": cfg.schedule.name,
+            "data": cfg.data.name,
+            "data_size": cfg.data.size,
+            "model": cfg.model.name,
+            "tokenizer": cfg.tokenizer.name,
+            "seed": cfg.seed,
+        }
+        data = factors["data"] if factors["data_size"] is None else f"{factors['data']}{factors['data_size']}"
+        group = "-".join([factors["objective"], factors["masking"], factors["input_format"], factors["schedule"], data])
+        cell_id = stable_hash(science(cfg))
+        return cls(cell_id, f"{group}-s{cfg.seed}", group, factors, Path(root) / "cells" / cell_id)
+
+    @property
+    def results_path(self) -> Path:
+        return self.dir / "results.json"
+
+
+def provenance() -> dict:
+    """Git SHA and library versions, so a number can be traced to the code that produced it."""
+    here = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                             timeout=10).stdout.strip() or None
+    except OSError:
+        sha = None
+    return {"git_sha": sha, "versions": {lib: metadata.version(lib) for lib in LIBRARIES}}
+
+
+def write_results(path: Path, results: dict) -> None:
+    """Atomic: a reader sees the old file or the whole new one, never a partial write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({"schema_version": SCHEMA_VERSION, **results}, indent=2, default=str))
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Corpus -> tokenizer -> instances by input format -> masking; each stage cached by a hash of its settings."""

@@ -1,0 +1,80 @@
+"""Corpus sources: each gives documents as lists of sentences, the unit every input format is built from."""
+
+import os
+import re
+from pathlib import Path
+
+from ablations.config import ConfigError
+from ablations.data.synthetic import generate_documents
+
+Document = list[str]
+
+# A sentence ends at . ! or ? (optionally closed by a quote or bracket) before a capitalised word.
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)\]]))\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s for s in (p.strip() for p in _SENTENCE_END.split(" ".join(text.split()))) if s]
+
+
+def load(name: str, src) -> list[Document]:
+    """The documents of one source named `name` in data.sources; empty documents are dropped."""
+    loader = {"synthetic": _synthetic, "text_files": _text_files, "hub": _hub}[src.type]
+    docs = [doc for doc in loader(name, src) if doc]
+    if not docs:
+        raise ConfigError(f"data.sources.{name}: no text found ({_where(src)})")
+    return docs
+
+
+def _where(src) -> str:
+    return {"synthetic": "synthetic generator", "text_files": f"path {src.get('path')}",
+            "hub": f"hub dataset {src.get('dataset')}"}[src.type]
+
+
+def _synthetic(name, src):
+    return [doc.texts() for doc in generate_documents(src.num_documents, seed=src.seed)]
+
+
+def _text_files(name, src):
+    folder = Path(src.path).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"data.sources.{name}.path={src.path}: no such folder (a folder of .txt files)")
+    files = sorted(folder.rglob("*.txt")) + sorted(folder.rglob("*.raw"))
+    if not files:
+        raise ConfigError(f"data.sources.{name}.path={src.path}: holds no .txt (or .raw) files")
+    texts = (f.read_text(encoding="utf-8-sig", errors="replace") for f in files)
+    return [split_sentences(doc) for text in texts for doc in _split_documents(text, src.doc_split, name)]
+
+
+def _split_documents(text: str, doc_split: str, name: str) -> list[str]:
+    if doc_split == "file":
+        return [text]
+    if doc_split == "blank_line":
+        return re.split(r"\n[ \t\r]*\n", text)
+    raise ConfigError(f"data.sources.{name}.doc_split={doc_split}: allowed file, blank_line")
+
+
+def _hub(name, src):
+    """Fails fast offline: HF's own retries take minutes, so the Hub is probed with a short timeout first."""
+    hint = ("offline, use data=synthetic (built in) or data=text_files data.sources.text_files.path=<folder>; "
+            "set HF_DATASETS_OFFLINE=1 to read a dataset already in the local Hugging Face cache")
+    if os.environ.get("HF_DATASETS_OFFLINE") != "1" and os.environ.get("HF_HUB_OFFLINE") != "1":
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import RepositoryNotFoundError
+        try:
+            HfApi().dataset_info(src.dataset, timeout=10)
+        except RepositoryNotFoundError:
+            raise ConfigError(f"data.sources.{name}.dataset={src.dataset}: no such dataset on the Hub") from None
+        except Exception as err:
+            raise ConfigError(f"data.sources.{name}: cannot reach the Hugging Face Hub for {src.dataset} "
+                              f"({type(err).__name__}); {hint}") from None
+    import datasets
+    try:
+        rows = datasets.load_dataset(src.dataset, src.get("config"), split=src.split)[src.text_column]
+    except Exception as err:
+        raise ConfigError(f"data.sources.{name}: could not load {src.dataset} ({err}); {hint}") from None
+    if src.doc_split == "row":
+        return [split_sentences(row) for row in rows]
+    if src.doc_split == "blank_line":
+        return [split_sentences(doc) for doc in _split_documents("\n".join(rows), "blank_line", name)]
+    raise ConfigError(f"data.sources.{name}.doc_split={src.doc_split}: allowed row, blank_line")
