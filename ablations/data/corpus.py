@@ -32,7 +32,7 @@ def _where(src) -> str:
 
 
 def _synthetic(name, src):
-    return [doc.texts() for doc in generate_documents(src.num_documents, seed=src.seed)]
+    return [doc.texts() for doc in generate_documents(src.num_documents, seed=src.seed, num_topics=src.num_topics)]
 
 
 def _text_files(name, src):

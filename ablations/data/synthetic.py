@@ -861,16 +861,20 @@ class Language:
             topic=topic, template=template, tense=tense, negated=negated, marker=marker, **fields
         )
 
-    def document(self, rng: random.Random, num_sentences: int) -> Document:
+    def document(self, rng: random.Random, num_sentences: int, topics: Sequence[str] | None = None) -> Document:
         """A coherent story: one topic, one tense, a protagonist and a few recurring props.
 
         Consecutive sentences are linked (the previous object often becomes the
         next subject; the protagonist recurs), mentioned nouns turn definite,
-        and discourse markers appear in narrative order.
+        and discourse markers appear in narrative order. `topics` narrows the
+        choice of topic (and so the vocabulary a small corpus spreads over).
         """
         if num_sentences < 1:
             raise ValueError("a document needs at least one sentence")
-        topic = self.topics[rng.randrange(len(self.topics))]
+        pool = tuple(topics) if topics else self.topics
+        if not set(pool) <= set(self.topics):
+            raise ValueError(f"unknown topic in {pool}; expected some of {self.topics}")
+        topic = pool[rng.randrange(len(pool))]
         tense = PRESENT if rng.random() < 0.5 else PAST
         protagonist = self._pool_names(topic).pick(rng)
         props = self._choose_props(rng, topic, count=3)
@@ -1381,21 +1385,24 @@ def generate_documents(
     max_sentences: int = 12,
     *,
     language: Language | None = None,
+    num_topics: int | None = None,
 ) -> list[Document]:
     """The default pretraining corpus: a pure, prefix-stable stream of documents.
 
     Document i depends only on (seed, i), so a shorter corpus is a prefix of a
     longer one.  `seed` picks documents, not words: the language defaults to
     Language(0) so downstream tasks built from Language() see the same
-    vocabulary and frequencies as pretraining.
+    vocabulary and frequencies as pretraining. `num_topics` keeps the first
+    few topics only: a smaller vocabulary that a small corpus covers densely.
     """
     if num_documents < 0:
         raise ValueError("num_documents must be non-negative")
     if not 1 <= min_sentences <= max_sentences:
         raise ValueError("need 1 <= min_sentences <= max_sentences")
     language = language if language is not None else _shared_language(0)
+    topics = language.topics[:num_topics] if num_topics else None
     documents = []
     for index in range(num_documents):
         rng = random.Random(f"synthetic-document:{seed}:{index}")
-        documents.append(language.document(rng, rng.randint(min_sentences, max_sentences)))
+        documents.append(language.document(rng, rng.randint(min_sentences, max_sentences), topics))
     return documents

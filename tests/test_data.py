@@ -1,0 +1,120 @@
+"""The data pipeline: nested data sizes counted in tokens, weighted mixing, held-out documents, one shared
+tokenizer and evaluation set per corpus, caches that survive concurrent builders, and the real corpora."""
+
+import multiprocessing
+import os
+
+import numpy as np
+import pytest
+
+from ablations.config import ConfigError
+from ablations.data import corpus
+from ablations.data.cache import cached
+from ablations.data.pipeline import mix, prepare, subset
+from conftest import SHARED_DATA, make_cfg
+
+
+def docs(n, length=10, tag=0):
+    return [[[tag * 1000 + d] * length] for d in range(n)]
+
+
+def test_data_sizes_are_nested_document_prefixes_counted_in_tokens():
+    corpus_docs = [[[1] * (5 + d % 7)] * 3 for d in range(200)]
+    total = sum(len(s) for d in corpus_docs for s in d)
+    small, large = subset(corpus_docs, 500), subset(corpus_docs, 2000)
+    assert large[:len(small)] == small and len(small) < len(large)
+    for size, part in ((500, small), (2000, large)):
+        tokens = sum(len(s) for d in part for s in d)
+        assert size <= tokens < size + 3 * 12  # whole documents: at most one document over
+    half = subset(corpus_docs, 0.5)
+    assert 0.5 * total <= sum(len(s) for d in half for s in d) < 0.5 * total + 36
+    assert subset(corpus_docs, None) is corpus_docs
+    with pytest.raises(ConfigError, match="data.size"):
+        subset(corpus_docs, total + 1)
+
+
+def test_mixing_keeps_each_sources_token_share_in_every_prefix():
+    mixed = mix({"books": docs(300, 20, tag=1), "wiki": docs(900, 10, tag=2)}, {"books": 1.0, "wiki": 3.0})
+    for prefix in (40, 200, 600):
+        books = sum(20 for d in mixed[:prefix] if d[0][0] < 2000)
+        wiki = sum(10 for d in mixed[:prefix] if d[0][0] >= 2000)
+        assert abs(wiki / (books + wiki) - 0.75) < 0.05
+    assert len(mixed) == 1200  # when one source runs out the other goes on
+
+
+def test_prepared_data_shares_tokenizer_and_eval_set_across_arms(tmp_path):
+    arms = [("objective=mlm",), ("objective=mlm_nsp", "masking=static"), ("input_format=doc_sentences",),
+            ("data.size=0.5",)]
+    prepared = [prepare(make_cfg(*arm, "data.sources.synthetic.num_documents=120"), tmp_path) for arm in arms]
+    assert len({p.tokenizer.backend_tokenizer.to_str() for p in prepared}) == 1
+    for p in prepared[1:]:
+        assert (p.eval.inputs == prepared[0].eval.inputs).all() and (p.eval.labels == prepared[0].eval.labels).all()
+    assert len(list((tmp_path / "cache" / "corpus").glob("*/DONE"))) == 1
+    assert prepared[3].stats["train_tokens"] < prepared[0].stats["train_tokens"]
+    # Held-out mask: 15%, whatever the arm's masking settings.
+    e = prepared[0].eval
+    regular = e.instances.input_ids >= 5
+    assert abs((e.labels != -100).sum() / regular.sum() - 0.15) < 0.02
+
+
+def test_held_out_documents_are_not_trained_on(tmp_path):
+    cfg = make_cfg("data.sources.synthetic.num_documents=100", "data.valid_fraction=0.1", "input_format=doc_sentences")
+    p = prepare(cfg, tmp_path)
+    train_rows = {tuple(r[r != p.tokenizer.pad_token_id]) for r in p.train.instances.input_ids}
+    eval_rows = {tuple(r[r != p.tokenizer.pad_token_id]) for r in p.eval.instances.input_ids}
+    assert not train_rows & eval_rows
+    assert p.stats["train_documents"] == 90
+
+
+def _build_slowly(out, tag):
+    (out / "part").write_text(tag * 1000)
+    (out / "whole").write_text(tag)
+
+
+def _builder(root, tag):
+    path = cached(root, "demo", {"k": 1}, lambda out: _build_slowly(out, tag))
+    return (path / "part").read_text()[:1] == (path / "whole").read_text()
+
+
+def test_cache_survives_concurrent_builders_and_rebuilds_a_killed_build(tmp_path):
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        assert all(pool.starmap(_builder, [(tmp_path, tag) for tag in "abcd"]))
+    folders = list((tmp_path / "demo").iterdir())
+    assert len([f for f in folders if f.is_dir()]) == 1  # no stray temporary folders
+    path = folders[0] if folders[0].is_dir() else folders[1]
+    os.remove(path / "DONE")  # as if killed before it finished
+    assert _builder(tmp_path, "e") and (path / "whole").read_text() == "e"
+
+
+def test_text_files_reads_blank_line_documents_and_one_file_per_document(tmp_path):
+    (tmp_path / "a.txt").write_text("First doc. It has two sentences.\n\nSecond doc here!\nStill second.\n")
+    (tmp_path / "b.txt").write_text("Third doc? Yes.")
+    src = make_cfg("data=text_files", f"data.sources.text_files.path={tmp_path}").data.sources.text_files
+    assert corpus.load("text_files", src) == [["First doc.", "It has two sentences.", "Second doc here!",
+                                               "Still second."], ["Third doc?", "Yes."]]
+    src.doc_split = "blank_line"
+    assert corpus.load("text_files", src) == [["First doc.", "It has two sentences."],
+                                              ["Second doc here!", "Still second."], ["Third doc?", "Yes."]]
+
+
+@pytest.mark.parametrize("problem,message", [("missing", "no such folder"), ("no_txt", "holds no .txt"),
+                                             ("empty", "no text found")])
+def test_text_files_bad_input(tmp_path, problem, message):
+    folder = tmp_path / "corpus"
+    if problem != "missing":
+        folder.mkdir()
+        (folder / ("a.txt" if problem == "empty" else "a.csv")).write_text("  \n\n ")
+    src = make_cfg("data=text_files", f"data.sources.text_files.path={folder}").data.sources.text_files
+    with pytest.raises(ConfigError, match=f"data.sources.text_files.*{message}"):
+        corpus.load("text_files", src)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "corpus").is_dir(), reason="shared corpus absent")
+def test_text_files_reads_the_shared_books_and_wikitext():
+    books = make_cfg("data=text_files", f"data.sources.text_files.path={SHARED_DATA / 'corpus/books'}")
+    documents = corpus.load("text_files", books.data.sources.text_files)
+    assert len(documents) == 42 and min(len(d) for d in documents) > 500
+    wiki = make_cfg("data=text_files", f"data.sources.text_files.path={SHARED_DATA / 'corpus/wikitext-2-raw'}",
+                    "data.sources.text_files.doc_split=blank_line")
+    documents = corpus.load("text_files", wiki.data.sources.text_files)
+    assert len(documents) > 1000 and any("Homarus gammarus" in s for d in documents for s in d)

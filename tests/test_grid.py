@@ -1,0 +1,124 @@
+"""End to end, as a user runs it: a Hydra multirun grid, one results.json and one offline W&B run per
+cell, read back with W&B's own reader; an exported model that plain transformers loads; failures and
+bad input that exit non-zero and never leave a results.json claiming success."""
+
+import json
+import subprocess
+import time
+
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
+
+from conftest import run_py
+
+SMALL = ["data.sources.synthetic.num_documents=60", "schedule.total_tokens=131072", "trainer.log_every_steps=8"]
+
+
+def leet(run_dir, *flags):
+    out = subprocess.run(["wandb", "leet", "inspect", *flags, "--json", str(run_dir)], capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out) if "--summary" in flags else [json.loads(line) for line in out.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grid")
+    result = run_py("-m", "objective=mlm,mlm_nsp", "masking=static,dynamic", *SMALL, f"paths.root={root}",
+                    f"logger.dir={root}", f"hydra.sweep.dir={root}/sweep", cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, result
+
+
+def test_grid_writes_one_ok_results_json_per_cell(grid):
+    root, _ = grid
+    results = [json.loads(p.read_text()) for p in sorted(root.glob("cells/*/results.json"))]
+    assert len(results) == 4 and all(r["status"] == "ok" for r in results)
+    assert {(r["factors"]["objective"], r["factors"]["masking"]) for r in results} == {
+        ("mlm", "static"), ("mlm", "dynamic"), ("mlm_nsp", "static"), ("mlm_nsp", "dynamic")}
+    for r in results:
+        assert r["steps"] == 64 and r["tokens_seen"] > 0 and r["git_sha"] is not None or r["git_sha"] is None
+        assert r["metrics"]["val/perplexity"] == pytest.approx(2.718281828 ** r["metrics"]["val/mlm_loss"], rel=1e-4)
+        assert ("train/nsp_loss" in r["metrics"]) == (r["factors"]["objective"] == "mlm_nsp")
+        assert r["wandb"]["mode"] == "offline" and r["config"]["seed"] == 0
+    # Each Hydra job folder keeps its log and links to its cell.
+    links = sorted((root / "sweep").glob("*/cell"))
+    assert len(links) == 4 and {link.resolve().name for link in links} == {r["cell_id"] for r in results}
+
+
+def test_each_cell_has_its_own_finished_wandb_run_with_factors_and_metrics(grid):
+    root, _ = grid
+    for path in root.glob("cells/*/results.json"):
+        results = json.loads(path.read_text())
+        run_dir = results["wandb"]["dir"].removesuffix("/files")
+        summary = leet(run_dir, "--summary")
+        assert summary["state"] == "finished" and summary["exit_code"] == 0
+        assert summary["run_id"] == results["cell_id"] and summary["name"] == results["name"]
+        for key, value in results["factors"].items():
+            assert summary["config"][f"factor/{key}"] == value
+        assert summary["summary"]["val/perplexity"] == pytest.approx(results["metrics"]["val/perplexity"])
+        assert summary["summary"]["status"] == "ok"
+
+
+def test_static_vs_dynamic_is_visible_in_the_logged_mask_fingerprints(grid):
+    root, _ = grid
+    for path in root.glob("cells/*/results.json"):
+        results = json.loads(path.read_text())
+        records = leet(results["wandb"]["dir"].removesuffix("/files"))
+        logged = [r["history"]["item"]["data/mask_fingerprint"] for r in records
+                  if r.get("type") == "history" and "data/mask_fingerprint" in r["history"]["item"]]
+        assert logged == results["mask_fingerprints"] and len(logged) > 10
+        if results["factors"]["masking"] == "static":
+            dupe = results["config"]["masking"]["dupe_factor"]
+            assert all(logged[e] == logged[e + dupe] for e in range(len(logged) - dupe))
+            assert len(set(logged[:dupe])) == dupe
+        else:
+            assert len(set(logged)) == len(logged)
+
+
+def test_exported_model_loads_in_plain_transformers_and_fills_a_mask(grid):
+    root, _ = grid
+    results = json.loads(next(root.glob("cells/*/results.json")).read_text())
+    model = AutoModelForMaskedLM.from_pretrained(results["model_dir"])
+    tokenizer = AutoTokenizer.from_pretrained(results["model_dir"])
+    fill = pipeline("fill-mask", model=model, tokenizer=tokenizer)
+    guesses = fill(f"The cook chops the {tokenizer.mask_token} in the kitchen.")
+    assert len(guesses) == 5 and all(g["token_str"].strip() for g in guesses)
+    assert guesses[0]["score"] > 1 / len(tokenizer)  # better than uniform: it learned something
+    encoded = tokenizer("Elena fills the jar.", "Then she smiles.")
+    assert encoded["input_ids"][0] == tokenizer.cls_token_id and encoded["token_type_ids"][-1] == 1
+    with torch.no_grad():
+        assert model(**tokenizer("a b", return_tensors="pt")).logits.shape[-1] == len(tokenizer)
+
+
+def test_a_failing_cell_records_failed_and_closes_its_wandb_run(tmp_path):
+    result = run_py(*SMALL, "trainer.precision=not-a-precision", f"paths.root={tmp_path}", f"logger.dir={tmp_path}",
+                    cwd=tmp_path)
+    assert result.returncode != 0
+    [path] = tmp_path.glob("cells/*/results.json")
+    results = json.loads(path.read_text())
+    assert results["status"] == "failed" and "not-a-precision" in results["error"]
+    summary = leet(results["wandb"]["dir"].removesuffix("/files"), "--summary")
+    assert summary["exit_code"] == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["objective=bogus"], "Could not find 'objective/bogus'"),
+    (["masking.mlm_probability=2"], "masking.mlm_probability=2"),
+    (["data.sources.synthetic.num_documents=4"], "cannot fill one global batch"),
+    (["data=text_files", "data.sources.text_files.path=/nonexistent"], "no such folder"),
+])
+def test_bad_input_exits_non_zero_with_a_clear_message_and_no_results(tmp_path, args, message):
+    result = run_py(*args, f"paths.root={tmp_path}", "logger=none", cwd=tmp_path, timeout=120)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not list(tmp_path.glob("cells/*/results.json"))
+
+
+def test_hub_source_offline_fails_within_seconds_pointing_to_local_sources(tmp_path):
+    started = time.monotonic()
+    result = run_py("data=hub", f"paths.root={tmp_path}", "logger=none", cwd=tmp_path, timeout=120)
+    assert result.returncode != 0 and time.monotonic() - started < 60
+    assert "cannot reach the Hugging Face Hub" in result.stderr + result.stdout
+    assert "data=text_files" in result.stderr + result.stdout
