@@ -49,9 +49,9 @@ class PretrainModule(pl.LightningModule):
             self.diverged = True
             self.trainer.should_stop = True
         self.tokens_seen += int(batch["attention_mask"].sum()) * self.trainer.world_size
-        self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "masked_tokens"}, prog_bar=False)
-        self.log("train/tokens_seen", float(self.tokens_seen))
-        self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
+        self.log_dict({**{f"train/{k}": v.detach() for k, v in losses.items() if k != "masked_tokens"},
+                       "train/tokens_seen": float(self.tokens_seen),
+                       "train/lr": self.lr_schedulers().get_last_lr()[0]})
         return losses["loss"]
 
     def validation_step(self, batch, batch_idx):

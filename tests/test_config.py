@@ -73,3 +73,13 @@ def test_cell_id_ignores_implementation_settings_but_not_science():
 def test_bad_input_is_refused_with_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check(make_cfg(*overrides))
+
+
+def test_static_masking_that_cannot_differ_from_dynamic_is_flagged():
+    from ablations.runner import _fairness_warnings
+
+    static = make_cfg("masking=static")
+    assert _fairness_warnings(static, epochs=static.masking.dupe_factor) != []
+    assert "cannot differ from dynamic" in _fairness_warnings(static, epochs=3)[0]
+    assert _fairness_warnings(static, epochs=static.masking.dupe_factor + 1) == []
+    assert _fairness_warnings(make_cfg("masking=dynamic"), epochs=1) == []
