@@ -37,7 +37,8 @@ def test_grid_writes_one_ok_results_json_per_cell(grid):
     assert {(r["factors"]["objective"], r["factors"]["masking"]) for r in results} == {
         ("mlm", "static"), ("mlm", "dynamic"), ("mlm_nsp", "static"), ("mlm_nsp", "dynamic")}
     for r in results:
-        assert r["steps"] == 64 and r["tokens_seen"] > 0 and r["git_sha"] is not None or r["git_sha"] is None
+        assert r["steps"] == 64 and r["tokens_seen"] > 0
+        assert set(r["versions"]) >= {"torch", "transformers", "pytorch-lightning", "wandb"} and "git_sha" in r
         assert r["metrics"]["val/perplexity"] == pytest.approx(2.718281828 ** r["metrics"]["val/mlm_loss"], rel=1e-4)
         assert ("train/nsp_loss" in r["metrics"]) == (r["factors"]["objective"] == "mlm_nsp")
         assert r["wandb"]["mode"] == "offline" and r["config"]["seed"] == 0
