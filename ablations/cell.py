@@ -50,6 +50,20 @@ class Cell:
         cell_id = stable_hash(science(cfg))
         return cls(cell_id, f"{group}-s{cfg.seed}", group, factors, Path(root) / "cells" / cell_id)
 
+    @classmethod
+    def for_checkpoint(cls, cfg: DictConfig, root: Path) -> "Cell":
+        """A fine-tuning-only cell for model.pretrained: a checkpoint folder or Hub id, or `random` (this
+        config's model and tokenizer, untrained: the no-pretraining baseline)."""
+        source = cfg.model.pretrained
+        if source == "random":
+            name, identity = f"random-init-{cfg.model.name}-{cfg.tokenizer.name}-{cfg.data.name}", science(cfg)
+        else:
+            folder = Path(source).expanduser()
+            source = str(folder.resolve()) if folder.exists() else source
+            name, identity = f"pretrained-{Path(source).name}", {"pretrained": source}
+        cell_id = stable_hash(identity)
+        return cls(cell_id, name, name, {"pretrained": source}, Path(root) / "cells" / cell_id)
+
     @property
     def results_path(self) -> Path:
         return self.dir / "results.json"

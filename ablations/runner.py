@@ -1,6 +1,8 @@
 """Runs one grid cell: check the config, prepare (or reuse) its data, pretrain, evaluate on the fixed
-held-out mask, export a Hugging Face model, and record everything in results.json and one W&B run."""
+held-out mask, export a Hugging Face model, fine-tune it on GLUE, and record everything in results.json
+and the cell's W&B run. `stage` runs either half alone."""
 
+import json
 import logging
 import math
 import os
@@ -15,12 +17,15 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, ThroughputMonitor
 from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.data import DataLoader
 
 from ablations.cell import Cell, provenance, write_results
 from ablations.config import ConfigError, Plan, check
 from ablations.data.masking import EpochSampler, collate
 from ablations.data.pipeline import Prepared, prepare
+from ablations.glue.checkpoint import from_pretrained, random_init
+from ablations.glue.stage import load_tasks, run_glue
 from ablations.progress import progress_callbacks
 from ablations.tracking import run_path, wandb_run
 from lightning_modules.callbacks import MaskFingerprint
@@ -29,10 +34,22 @@ from lightning_modules.pretrain import PretrainModule
 log = logging.getLogger(__name__)
 
 
+STAGES = ("all", "pretrain", "finetune")
+
+
 def run_cell(cfg: DictConfig) -> dict:
-    plan = check(cfg)
+    if cfg.stage not in STAGES:
+        raise ConfigError(f"stage={cfg.stage}: allowed {', '.join(STAGES)}")
     root = Path(to_absolute_path(cfg.paths.root))
+    glue = load_tasks(cfg.glue) if cfg.stage != "pretrain" else None  # bad GLUE input stops a cell before it trains
+    if cfg.model.pretrained is not None:
+        return _finetune_checkpoint(cfg, root, glue)
+    plan = check(cfg)
     cell = Cell.of(cfg, root)
+    if cfg.stage == "finetune":
+        results = _finished(cell)
+        with wandb_run(cfg, cell) as run:
+            return _glue(cfg, cell, results, from_pretrained(results["model_dir"], _reuse_pooler(cfg)), glue, run)
     data = prepare(cfg, root)
     if len(data.train) < plan.global_batch:
         raise ConfigError(f"data: {len(data.train)} training sequences of seq_len {cfg.seq_len} cannot fill one "
@@ -45,37 +62,90 @@ def run_cell(cfg: DictConfig) -> dict:
              epochs, len(data.train))
     _link_hydra_dir(cell)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    started = time.time()
     with wandb_run(cfg, cell) as run:
-        base = {"cell_id": cell.id, "name": cell.name, "factors": cell.factors,
-                "config": OmegaConf.to_container(cfg, resolve=True), "plan": vars(plan), "data": data.stats,
-                "warnings": warnings, "wandb": run_path(run), **provenance()}
-        try:
-            module, trainer, last, fingerprints = _train(cfg, plan, data, cell, run)
-            final = trainer.validate(module, _eval_loader(cfg, data), verbose=False)[0]
-            status = "diverged" if module.diverged else "ok"
-            if status == "ok" and trainer.is_global_zero:
-                module.model.save_pretrained(cell.dir / "model")
-                data.tokenizer.save_pretrained(cell.dir / "model")
-        except Exception as err:
-            write_results(cell.results_path, {**base, "status": "failed", "error": f"{type(err).__name__}: {err}",
-                                              "timing": {"seconds": time.time() - started}})
-            raise
-        seconds = time.time() - started
-        metrics = {**last, **final, "train/tokens_per_sec": module.tokens_seen / seconds,
-                   "data/unigram_entropy": data.stats["unigram_entropy"]}
-        results = {**base, "status": status, "metrics": metrics, "tokens_seen": module.tokens_seen,
-                   "steps": trainer.global_step, "epochs": trainer.current_epoch + 1,
-                   "mask_fingerprints": fingerprints, "timing": {"seconds": seconds},
-                   "model_dir": str(cell.dir / "model") if status == "ok" else None}
-        if run is not None:
-            run.summary.update({**metrics, "status": status, "tokens_seen": module.tokens_seen,
-                                "steps": trainer.global_step, "epochs": trainer.current_epoch + 1})
-        if trainer.is_global_zero:
-            write_results(cell.results_path, results)
+        results = _pretrain(cfg, plan, cell, data, run, warnings)
+        if cfg.stage == "all" and results["status"] == "ok" and rank_zero_only.rank == 0:
+            results = _glue(cfg, cell, results, from_pretrained(results["model_dir"], _reuse_pooler(cfg)), glue, run)
+    return results
+
+
+def _pretrain(cfg, plan: Plan, cell: Cell, data: Prepared, run, warnings: list[str]) -> dict:
+    started = time.time()
+    base = {"cell_id": cell.id, "name": cell.name, "factors": cell.factors,
+            "config": OmegaConf.to_container(cfg, resolve=True), "plan": vars(plan), "data": data.stats,
+            "warnings": warnings, "wandb": run_path(run), **provenance()}
+    try:
+        module, trainer, last, fingerprints = _train(cfg, plan, data, cell, run)
+        final = trainer.validate(module, _eval_loader(cfg, data), verbose=False)[0]
+        status = "diverged" if module.diverged else "ok"
+        if status == "ok" and trainer.is_global_zero:
+            module.model.save_pretrained(cell.dir / "model")
+            data.tokenizer.save_pretrained(cell.dir / "model")
+    except Exception as err:
+        write_results(cell.results_path, {**base, "status": "failed", "error": f"{type(err).__name__}: {err}",
+                                          "timing": {"seconds": time.time() - started}})
+        raise
+    seconds = time.time() - started
+    metrics = {**last, **final, "train/tokens_per_sec": module.tokens_seen / seconds,
+               "data/unigram_entropy": data.stats["unigram_entropy"]}
+    results = {**base, "status": status, "metrics": metrics, "tokens_seen": module.tokens_seen,
+               "steps": trainer.global_step, "epochs": trainer.current_epoch + 1,
+               "mask_fingerprints": fingerprints, "curve": module.curve, "timing": {"seconds": seconds},
+               "model_dir": str(cell.dir / "model") if status == "ok" else None}
+    if run is not None:
+        run.summary.update({**metrics, "status": status, "tokens_seen": module.tokens_seen,
+                            "steps": trainer.global_step, "epochs": trainer.current_epoch + 1,
+                            "data/train_tokens": data.stats["train_tokens"],
+                            **{f"plan/{k}": v for k, v in vars(plan).items()}})
+    if trainer.is_global_zero:
+        write_results(cell.results_path, results)
     log.info("cell %s %s: %s, held-out perplexity %.2f, results %s, W&B %s", cell.id, cell.name, status,
              final["val/perplexity"], cell.results_path, run_path(run)["dir"] if run is not None else "off")
     return results
+
+
+def _finished(cell: Cell) -> dict:
+    """The results of a pretrained cell, for stage=finetune."""
+    try:
+        results = json.loads(cell.results_path.read_text())
+    except (OSError, ValueError):
+        results = {}
+    if results.get("status") != "ok" or not results.get("model_dir"):
+        raise ConfigError(f"stage=finetune: cell {cell.name} ({cell.id}) has no finished pretraining at "
+                          f"{cell.results_path}; run stage=pretrain (or stage=all) with the same settings first")
+    return results
+
+
+def _finetune_checkpoint(cfg, root: Path, glue: dict) -> dict:
+    """stage=finetune with model.pretrained: a cell holding only GLUE results of a given checkpoint."""
+    if cfg.stage != "finetune":
+        raise ConfigError(f"model.pretrained={cfg.model.pretrained} needs stage=finetune (it skips pretraining)")
+    if cfg.model.pretrained == "random":
+        checkpoint = random_init(OmegaConf.to_container(cfg.model), prepare(cfg, root).tokenizer, _reuse_pooler(cfg))
+    else:
+        checkpoint = from_pretrained(cfg.model.pretrained, _reuse_pooler(cfg))
+    cell = Cell.for_checkpoint(cfg, root)
+    _link_hydra_dir(cell)
+    results = {"cell_id": cell.id, "name": cell.name, "factors": cell.factors, "status": "ok", "metrics": {},
+               "config": OmegaConf.to_container(cfg, resolve=True), **provenance()}
+    with wandb_run(cfg, cell) as run:
+        return _glue(cfg, cell, {**results, "wandb": run_path(run)}, checkpoint, glue, run)
+
+
+def _glue(cfg, cell: Cell, results: dict, checkpoint, tasks: dict, run) -> dict:
+    """Adds the GLUE stage's numbers to the cell's results.json and its W&B run; earlier glue/* numbers (of
+    another protocol, say) are replaced, never mixed with these."""
+    glue = run_glue(cfg, cell, checkpoint, tasks)
+    kept = {k: v for k, v in results["metrics"].items() if not k.startswith("glue/")}
+    results = {**results, "metrics": {**kept, **glue["metrics"]}, "glue": glue["glue"]}
+    write_results(cell.results_path, results)
+    if run is not None:
+        run.summary.update({**glue["metrics"], "glue/status": glue["glue"]["status"]})
+    return results
+
+
+def _reuse_pooler(cfg) -> bool:
+    return bool(cfg.glue.protocol.reuse_pooler)
 
 
 def _fairness_warnings(cfg, epochs: int) -> list[str]:

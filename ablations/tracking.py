@@ -1,5 +1,7 @@
-"""One W&B run per cell, always finished before the next cell starts (with exit code 1 on failure), so
-cells run in one process never log into each other's run. Offline by default; never prompts for a login."""
+"""One W&B run per cell, and one per fine-tuning task and seed, each finished before the next cell starts
+(with exit code 1 on failure), so cells run in one process never log into each other's run. Runs are
+created side by side (reinit create_new): a fine-tuning run never ends the cell's open run. Offline by
+default; never prompts for a login."""
 
 import logging
 from contextlib import contextmanager
@@ -15,7 +17,21 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def wandb_run(cfg: DictConfig, cell: Cell):
-    """Yields the cell's W&B run, or None with logger=none or on a DDP rank other than 0."""
+    """Yields the cell's pretraining run, or None with logger=none or on a DDP rank other than 0."""
+    with _run(cfg, cell, id=cell.id, name=cell.name, job_type="pretrain") as run:
+        yield run
+
+
+@contextmanager
+def finetune_run(cfg: DictConfig, cell: Cell, task: str, seed: int, protocol: dict):
+    """One run per task and seed in the cell's group, so the fine-tuning curves sit beside the pretraining."""
+    with _run(cfg, cell, id=f"{cell.id}-{task}-s{seed}", name=f"{cell.name}-{task}-seed{seed}",
+              job_type=f"finetune-{task}", extra={"glue/task": task, "glue/seed": seed, "glue/protocol": protocol}) as run:
+        yield run
+
+
+@contextmanager
+def _run(cfg: DictConfig, cell: Cell, extra: dict | None = None, **init):
     from pytorch_lightning.utilities import rank_zero_only
 
     if cfg.logger.name == "none" or rank_zero_only.rank != 0:
@@ -29,11 +45,10 @@ def wandb_run(cfg: DictConfig, cell: Cell):
     Path(cfg.logger.dir).mkdir(parents=True, exist_ok=True)
     run = wandb.init(
         project=cfg.logger.project, entity=cfg.logger.entity, dir=cfg.logger.dir, mode=cfg.logger.mode,
-        id=cell.id, resume="allow", name=cell.name, group=cell.group, job_type="pretrain",
-        tags=[f"{k}={v}" for k, v in cell.factors.items()],
+        resume="allow", group=cell.group, tags=[f"{k}={v}" for k, v in cell.factors.items()],
         config={**OmegaConf.to_container(cfg, resolve=True), **{f"factor/{k}": v for k, v in cell.factors.items()},
-                "cell_id": cell.id},
-        settings=wandb.Settings(console="off", silent=True),
+                "cell_id": cell.id, **(extra or {})},
+        settings=wandb.Settings(console="off", silent=True, reinit="create_new"), **init,
     )
     try:
         yield run

@@ -27,10 +27,21 @@ def pretraining_losses(model, batch: dict, nsp: bool) -> dict:
     return losses
 
 
+def bert_config(model: dict, vocab_size: int, pad_id: int) -> BertConfig:
+    return BertConfig(vocab_size=vocab_size, pad_token_id=pad_id, type_vocab_size=2,
+                      **{k: v for k, v in model.items() if k not in ("name", "pretrained")})
+
+
 def build_model(model: dict, vocab_size: int, pad_id: int, nsp: bool):
-    config = BertConfig(vocab_size=vocab_size, pad_token_id=pad_id, type_vocab_size=2,
-                        **{k: v for k, v in model.items() if k != "name"})
-    return (BertForPreTraining if nsp else BertForMaskedLM)(config)
+    return (BertForPreTraining if nsp else BertForMaskedLM)(bert_config(model, vocab_size, pad_id))
+
+
+def adamw(named_parameters, lr: float, weight_decay: float, betas=(0.9, 0.98), eps: float = 1e-6):
+    """AdamW without decay on biases and LayerNorm weights, as BERT and RoBERTa train."""
+    params = list(named_parameters)
+    return torch.optim.AdamW([{"params": [p for _, p in params if p.ndim > 1], "weight_decay": weight_decay},
+                              {"params": [p for _, p in params if p.ndim <= 1], "weight_decay": 0.0}],
+                             lr=lr, betas=tuple(betas), eps=eps)
 
 
 class PretrainModule(pl.LightningModule):
@@ -41,6 +52,7 @@ class PretrainModule(pl.LightningModule):
         self.model = build_model(model, vocab_size, pad_id, nsp)
         self.val_loss = MeanMetric()
         self.tokens_seen = 0
+        self.curve: list[tuple[int, float]] = []  # (step, training loss) at logging steps, for the report's plots
         self.diverged = False
 
     def training_step(self, batch, batch_idx):
@@ -50,6 +62,7 @@ class PretrainModule(pl.LightningModule):
             self.trainer.should_stop = True
         self.tokens_seen += int(batch["attention_mask"].sum()) * self.trainer.world_size
         if self._logging_step():
+            self.curve.append((self.trainer.global_step + 1, float(losses["loss"])))
             self.log_dict({**{f"train/{k}": v.detach() for k, v in losses.items() if k != "masked_tokens"},
                            "train/tokens_seen": float(self.tokens_seen),
                            "train/lr": self.lr_schedulers().get_last_lr()[0]})
@@ -72,16 +85,14 @@ class PretrainModule(pl.LightningModule):
 
     def configure_optimizers(self):
         opt = self.hparams.optimizer
-        decay = [p for n, p in self.model.named_parameters() if p.ndim > 1]
-        no_decay = [p for n, p in self.model.named_parameters() if p.ndim <= 1]  # biases and LayerNorm
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": opt["weight_decay"]},
-                                       {"params": no_decay, "weight_decay": 0.0}],
-                                      lr=opt["lr"], betas=tuple(opt["betas"]), eps=opt["eps"])
+        optimizer = adamw(self.model.named_parameters(), opt["lr"], opt["weight_decay"], opt["betas"], opt["eps"])
         schedule = get_linear_schedule_with_warmup(optimizer, self.hparams.warmup_steps, self.hparams.steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["tokens_seen"] = self.tokens_seen
+        checkpoint["curve"] = self.curve
 
     def on_load_checkpoint(self, checkpoint):
         self.tokens_seen = checkpoint.get("tokens_seen", 0)
+        self.curve = checkpoint.get("curve", [])

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -29,3 +30,25 @@ def run_py(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedP
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+# The default grid, shrunk to a test's budget: less pretraining data and tokens, smaller GLUE sets.
+SMALL = ["data.sources.synthetic.num_documents=60", "schedule.total_tokens=131072", "trainer.log_every_steps=8",
+         "glue.seeds=[1,2]", "glue.train_size=300", "glue.dev_size=200", "glue.protocol.epochs=2"]
+
+
+def leet(run_dir, *flags):
+    """An offline W&B run read back with W&B's own reader."""
+    out = subprocess.run(["wandb", "leet", "inspect", *flags, "--json", str(run_dir)], capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out) if "--summary" in flags else [json.loads(line) for line in out.splitlines()]
+
+
+@pytest.fixture(scope="session")
+def grid(tmp_path_factory):
+    """`python run.py -m objective=mlm,mlm_nsp masking=static,dynamic`, run once for every test that reads it."""
+    root = tmp_path_factory.mktemp("grid")
+    result = run_py("-m", "objective=mlm,mlm_nsp", "masking=static,dynamic", *SMALL, f"paths.root={root}",
+                    f"logger.dir={root}", f"hydra.sweep.dir={root}/sweep", cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, result

@@ -3,31 +3,14 @@ cell, read back with W&B's own reader; an exported model that plain transformers
 bad input that exit non-zero and never leave a results.json claiming success."""
 
 import json
-import subprocess
 import time
 
 import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 
-from conftest import run_py
+from conftest import SMALL, leet, run_py
 
-SMALL = ["data.sources.synthetic.num_documents=60", "schedule.total_tokens=131072", "trainer.log_every_steps=8"]
-
-
-def leet(run_dir, *flags):
-    out = subprocess.run(["wandb", "leet", "inspect", *flags, "--json", str(run_dir)], capture_output=True,
-                         text=True, check=True).stdout
-    return json.loads(out) if "--summary" in flags else [json.loads(line) for line in out.splitlines()]
-
-
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    root = tmp_path_factory.mktemp("grid")
-    result = run_py("-m", "objective=mlm,mlm_nsp", "masking=static,dynamic", *SMALL, f"paths.root={root}",
-                    f"logger.dir={root}", f"hydra.sweep.dir={root}/sweep", cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return root, result
 
 
 def test_grid_writes_one_ok_results_json_per_cell(grid):
@@ -108,6 +91,12 @@ def test_a_failing_cell_records_failed_and_closes_its_wandb_run(tmp_path):
     (["masking.mlm_probability=2"], "masking.mlm_probability=2"),
     (["data.sources.synthetic.num_documents=4"], "cannot fill one global batch"),
     (["data=text_files", "data.sources.text_files.path=/nonexistent"], "no such folder"),
+    (["glue.tasks=[sst2,mnlii]"], "unknown task 'mnlii'"),
+    (["glue=tsv", "glue.data_dir=/nonexistent", "glue.tasks=[rte]"], "missing file /nonexistent/RTE/train.tsv"),
+    (["stage=finetune"], "has no finished pretraining"),
+    (["stage=finetune", "model.pretrained=/nonexistent/model"], "no such folder"),
+    (["model.pretrained=/tmp"], "needs stage=finetune"),
+    (["stage=both"], "stage=both: allowed all, pretrain, finetune"),
 ])
 def test_bad_input_exits_non_zero_with_a_clear_message_and_no_results(tmp_path, args, message):
     result = run_py(*args, f"paths.root={tmp_path}", "logger=none", cwd=tmp_path, timeout=120)

@@ -1,10 +1,10 @@
 """Corpus sources: each gives documents as lists of sentences, the unit every input format is built from."""
 
-import os
 import re
 from pathlib import Path
 
 from ablations.config import ConfigError
+from ablations.hub import probe_hub
 from ablations.data.synthetic import generate_documents
 
 Document = list[str]
@@ -55,19 +55,8 @@ def _split_documents(text: str, doc_split: str, name: str) -> list[str]:
 
 
 def _hub(name, src):
-    """Fails fast offline: HF's own retries take minutes, so the Hub is probed with a short timeout first."""
-    hint = ("offline, use data=synthetic (built in) or data=text_files data.sources.text_files.path=<folder>; "
-            "set HF_DATASETS_OFFLINE=1 to read a dataset already in the local Hugging Face cache")
-    if os.environ.get("HF_DATASETS_OFFLINE") != "1" and os.environ.get("HF_HUB_OFFLINE") != "1":
-        from huggingface_hub import HfApi
-        from huggingface_hub.errors import RepositoryNotFoundError
-        try:
-            HfApi().dataset_info(src.dataset, timeout=10)
-        except RepositoryNotFoundError:
-            raise ConfigError(f"data.sources.{name}.dataset={src.dataset}: no such dataset on the Hub") from None
-        except Exception as err:
-            raise ConfigError(f"data.sources.{name}: cannot reach the Hugging Face Hub for {src.dataset} "
-                              f"({type(err).__name__}); {hint}") from None
+    hint = "offline, use data=synthetic (built in) or data=text_files data.sources.text_files.path=<folder>"
+    probe_hub(src.dataset, f"data.sources.{name}.dataset", hint)
     import datasets
     try:
         rows = datasets.load_dataset(src.dataset, src.get("config"), split=src.split)[src.text_column]

@@ -1,0 +1,63 @@
+"""The report generator: `python -m ablations.report --source <dir | wandb:ENTITY/PROJECT | wandb-offline:DIR>
+--out <dir>` rebuilds the paper's ablation tables from logged runs, ours beside the paper's numbers."""
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+from ablations.report import comparisons, render, tables
+from ablations.report.runs import load
+
+log = logging.getLogger(__name__)
+TITLE = "RoBERTa ablations: our runs beside the papers"
+
+
+def build(source: str, out: Path, protocol: str | None = None) -> Path:
+    """Writes report.md, report.tex, report.html, tables/*.csv and figures/*.{png,pdf} under `out`."""
+    loaded = load(source)
+    for skipped in loaded.skipped:
+        log.warning("skipped %s", skipped)
+    protocols = Counter(r.protocol for r in loaded.runs if r.protocol)
+    protocol = protocol or (protocols.most_common(1)[0][0] if protocols else None)
+    arms = tables.Arms(loaded.runs, protocol)
+    columns = tables.glue_columns(arms)
+    built = [tables.table1(arms), tables.table2(arms), tables.table3(arms), tables.table4(arms, columns),
+             comparisons.glue_comparison(arms, columns), comparisons.ablation_summary(arms, columns),
+             comparisons.training_configs(arms)]
+    made = [t for t in built if isinstance(t, tables.Table)]
+    notes = [t for t in built if isinstance(t, str)]
+    statuses = Counter(r.status for r in loaded.runs)
+    header = [f"Source: {loaded.source}. {len(loaded.runs)} runs in {len(arms.by_arm)} arms: "
+              + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+              + (f"; {len(loaded.skipped)} malformed runs skipped: " + "; ".join(loaded.skipped) if loaded.skipped
+                 else "; no run skipped") + ".",
+              f"GLUE numbers under fine-tuning protocol {protocol or '(none)'}"
+              + (f"; runs under other protocols left out of GLUE columns: "
+                 + ", ".join(f"{p} ({n} runs)" for p, n in protocols.items() if p != protocol) if len(protocols) > 1
+                 else "") + "."]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(exist_ok=True)
+    (out / "figures").mkdir(exist_ok=True)
+    for table in made:
+        render.write_csv(out / "tables" / f"{table.key}.csv", table)
+    images = render.figures(out / "figures", _curves(arms), next((t for t in made if t.key == "ablation_summary"), None),
+                            _glue_bars(arms, columns))
+    (out / "report.md").write_text(render.markdown(TITLE, header, made, notes))
+    (out / "report.tex").write_text(render.latex(made))
+    (out / "report.html").write_text(render.page(TITLE, header, made, notes, images))
+    log.info("report: %d tables, %d skipped, in %s", len(made), len(notes), out)
+    return out / "report.md"
+
+
+def _curves(arms: tables.Arms) -> dict[str, list]:
+    return {runs[0].name.rsplit("-s", 1)[0]: [r.curve for r in runs if r.curve] for runs in arms.by_arm.values()
+            if any(r.curve for r in runs)}
+
+
+def _glue_bars(arms: tables.Arms, columns) -> dict[str, dict]:
+    out = {}
+    for arm, runs in arms.by_arm.items():
+        values = {c.label.removesuffix(" (dev)"): tables.stats.summarize(arms.values(arm, c.key, c.scale).values())
+                  for c in columns}
+        out[runs[0].name.rsplit("-s", 1)[0]] = {k: (s.median, s.std) for k, s in values.items() if s}
+    return {k: v for k, v in out.items() if v}

@@ -1,0 +1,26 @@
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import ablations.report as report
+from ablations.config import ConfigError
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m ablations.report", description=report.__doc__)
+    parser.add_argument("--source", required=True, help="a folder of runs (results.json), wandb:ENTITY/PROJECT, or "
+                                                        "wandb-offline:DIR (offline W&B run folders)")
+    parser.add_argument("--out", required=True, type=Path, help="folder for report.md/.tex/.html, tables/, figures/")
+    parser.add_argument("--protocol", help="GLUE protocol to report, e.g. 'cpu v1' (default: the most common)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        print(report.build(args.source, args.out, args.protocol))
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Runs read from any source into one shape, so the same runs give the same tables from every source:
+run folders (results.json, the local source of truth), offline W&B runs (read with W&B's own
+`wandb leet inspect`), or a W&B project online (`wandb.Api`)."""
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ablations.cell import SCHEMA_VERSION
+from ablations.config import ConfigError
+
+FACTORS = ("objective", "masking", "input_format", "schedule", "data", "data_size", "model", "tokenizer", "seed")
+
+
+@dataclass
+class Run:
+    """One pretraining cell. glue maps a metric key (mnli/accuracy, mnli_mm/accuracy, mnli/score, ...) to its
+    value per fine-tuning seed; metrics holds the rest (val/perplexity, ...)."""
+    cell_id: str
+    name: str
+    status: str
+    factors: dict
+    where: str
+    plan: dict = field(default_factory=dict)
+    seq_len: int | None = None
+    train_tokens: int | None = None
+    tokens_seen: int | None = None
+    metrics: dict = field(default_factory=dict)
+    glue: dict = field(default_factory=dict)
+    protocol: str | None = None
+    curve: list = field(default_factory=list)
+
+    @property
+    def arm(self) -> tuple:
+        """The cell without its seed: runs of one arm are replicates."""
+        return tuple((k, self.factors[k]) for k in FACTORS if k != "seed")
+
+
+@dataclass
+class Loaded:
+    runs: list[Run]
+    skipped: list[str]  # "where: why" for every malformed run left out
+    source: str
+
+
+def load(source: str) -> Loaded:
+    if source.startswith("wandb:"):
+        return _wandb_online(source.removeprefix("wandb:"))
+    if source.startswith("wandb-offline:"):
+        return _wandb_offline(Path(source.removeprefix("wandb-offline:")))
+    return _results(Path(source))
+
+
+def _results(folder: Path) -> Loaded:
+    if not folder.is_dir():
+        raise ConfigError(f"--source {folder}: no such folder")
+    paths = sorted({Path(d, "results.json").resolve() for d, _, files in os.walk(folder, followlinks=True)
+                    if "results.json" in files})
+    runs, skipped = [], []
+    for path in paths:
+        try:
+            results = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            skipped.append(f"{path}: unreadable ({type(err).__name__})")
+            continue
+        if results.get("schema_version") != SCHEMA_VERSION:
+            raise ConfigError(f"{path}: results.json schema_version {results.get('schema_version')}; this report "
+                              f"reads version {SCHEMA_VERSION}")
+        if "factors" not in results or "objective" not in results["factors"]:
+            continue  # a fine-tuning-only cell (model.pretrained): not an arm of the pretraining ablations
+        try:
+            runs.append(_from_results(results, str(path)))
+        except (KeyError, TypeError) as err:
+            skipped.append(f"{path}: malformed ({type(err).__name__}: {err})")
+    if not runs and not skipped:
+        raise ConfigError(f"--source {folder}: no results.json of a pretraining cell in it")
+    return Loaded(runs, skipped, str(folder))
+
+
+def _from_results(r: dict, where: str) -> Run:
+    glue = r.get("glue") or {}
+    per_seed = {}
+    for task in (glue.get("tasks") or {}).values():
+        if task["status"] == "ok":
+            for seed, result in task["seeds"].items():
+                for key, value in result["metrics"].items():
+                    per_seed.setdefault(key, {})[int(seed)] = value
+    protocol = glue.get("protocol")
+    return Run(cell_id=r["cell_id"], name=r["name"], status=r["status"], factors=dict(r["factors"]), where=where,
+               plan=r.get("plan") or {}, seq_len=r["config"]["seq_len"], train_tokens=(r.get("data") or {}).get(
+                   "train_tokens"), tokens_seen=r.get("tokens_seen"), metrics=_plain(r.get("metrics") or {}),
+               glue=per_seed, protocol=f"{protocol['name']} v{protocol['version']}" if protocol else None,
+               curve=[tuple(p) for p in r.get("curve") or []])
+
+
+def _plain(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if not k.startswith("glue/")}
+
+
+def _wandb_offline(folder: Path) -> Loaded:
+    dirs = sorted(folder.glob("offline-run-*")) + sorted(folder.glob("wandb/offline-run-*"))
+    if not dirs:
+        raise ConfigError(f"--source wandb-offline:{folder}: no offline W&B runs (offline-run-* folders) in it")
+    records, skipped = [], []
+    for run_dir in dirs:
+        out = subprocess.run(["wandb", "leet", "inspect", "--summary", "--json", str(run_dir)], capture_output=True,
+                             text=True)
+        try:
+            summary = json.loads(out.stdout)
+        except ValueError:
+            skipped.append(f"{run_dir}: unreadable W&B run")
+            continue
+        records.append(_Record(summary["run_id"], summary["name"], summary["config"], summary["summary"],
+                               summary["state"], lambda d=run_dir: _offline_history(d)))
+    return _from_wandb(records, skipped, f"wandb-offline:{folder}")
+
+
+def _offline_history(run_dir: Path) -> list[dict]:
+    out = subprocess.run(["wandb", "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True)
+    return [r["history"]["item"] for r in map(json.loads, out.stdout.splitlines()) if r.get("type") == "history"]
+
+
+def _wandb_online(path: str) -> Loaded:
+    import wandb
+
+    try:
+        api_runs = list(wandb.Api(timeout=30).runs(path))
+    except Exception as err:
+        raise ConfigError(f"--source wandb:{path}: cannot read this W&B project ({type(err).__name__}: {err})") from None
+    if not api_runs:
+        raise ConfigError(f"--source wandb:{path}: the project has no runs")
+    records = [_Record(r.id, r.name, dict(r.config), dict(r.summary), r.state,
+                       lambda r=r: list(r.scan_history(keys=["train/loss", "trainer/global_step"])))
+               for r in api_runs]
+    return _from_wandb(records, [], f"wandb:{path}")
+
+
+@dataclass
+class _Record:
+    id: str
+    name: str
+    config: dict
+    summary: dict
+    state: str
+    history: object  # called only for the runs a plot needs
+
+
+def _from_wandb(records: list[_Record], skipped: list[str], source: str) -> Loaded:
+    """Pretraining runs (merged when a cell's run was resumed) plus their fine-tuning runs' per-seed numbers."""
+    cells: dict[str, list[_Record]] = {}
+    finetunes = []
+    for record in records:
+        if "glue/task" in record.config:
+            finetunes.append(record)
+        elif "cell_id" in record.config and "factor/objective" in record.config:
+            cells.setdefault(record.config["cell_id"], []).append(record)
+    runs = {}
+    for cell_id, parts in cells.items():
+        config = {k: v for part in parts for k, v in part.config.items()}
+        summary = {k: v for part in parts for k, v in part.summary.items()}
+        try:
+            runs[cell_id] = Run(
+                cell_id=cell_id, name=parts[0].name, status=summary.get("status") or (
+                    "failed" if parts[-1].state in ("failed", "crashed") else "missing"),
+                factors={k: config[f"factor/{k}"] for k in FACTORS}, where=f"{source} run {cell_id}",
+                plan={k.removeprefix("plan/"): v for k, v in summary.items() if k.startswith("plan/")},
+                seq_len=config.get("seq_len"), train_tokens=summary.get("data/train_tokens"),
+                tokens_seen=summary.get("tokens_seen"),
+                metrics=_plain({k: v for k, v in summary.items() if "/" in k and not k.startswith(("plan/", "_"))}),
+                curve=_curve(parts))
+        except KeyError as err:
+            skipped.append(f"{source} run {cell_id}: malformed (no {err})")
+    for record in finetunes:
+        run = runs.get(record.config.get("cell_id"))
+        if run is None or record.state != "finished":
+            continue
+        task, seed, protocol = record.config["glue/task"], record.config["glue/seed"], record.config["glue/protocol"]
+        run.protocol = f"{protocol['name']} v{protocol['version']}"
+        for key, value in record.summary.items():
+            if key.startswith("glue/") and key.count("/") == 2 and key.split("/")[1] in (task, f"{task}_mm"):
+                run.glue.setdefault(key.removeprefix("glue/"), {})[int(seed)] = value
+    return Loaded(list(runs.values()), skipped, source)
+
+
+def _curve(parts: list[_Record]) -> list[tuple[int, float]]:
+    return [(int(h["trainer/global_step"]), h["train/loss"]) for part in parts for h in part.history()
+            if "train/loss" in h and "trainer/global_step" in h]
