@@ -5,9 +5,11 @@ and the cell's W&B run. `stage` runs either half alone."""
 import json
 import logging
 import math
-import os
+import shutil
 import sys
 import time
+import zipfile
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from ablations.glue.checkpoint import from_pretrained, random_init
 from ablations.glue.stage import load_tasks, run_glue
 from ablations.progress import progress_callbacks
 from ablations.tracking import run_path, wandb_run
-from lightning_modules.callbacks import MaskFingerprint
+from lightning_modules.callbacks import MaskFingerprint, ResumeMidEpoch
 from lightning_modules.pretrain import PretrainModule
 
 log = logging.getLogger(__name__)
@@ -46,8 +48,16 @@ def run_cell(cfg: DictConfig) -> dict:
         return _finetune_checkpoint(cfg, root, glue)
     plan = check(cfg)
     cell = Cell.of(cfg, root)
-    if cfg.stage == "finetune":
+    done = _read(cell.results_path)
+    if cfg.force:
+        shutil.rmtree(cell.dir / "checkpoints", ignore_errors=True)
+    elif done.get("status") == "ok" and (cfg.stage == "pretrain" or (done.get("glue") or {}).get("status") == "ok"):
+        log.info("cell %s (%s) already finished (%s); force=true reruns it", cell.id, cell.name, cell.results_path)
+        _link_hydra_dir(cell)
+        return done
+    if cfg.stage == "finetune" or (cfg.stage == "all" and done.get("status") == "ok" and not cfg.force):
         results = _finished(cell)
+        _link_hydra_dir(cell)
         with wandb_run(cfg, cell) as run:
             return _glue(cfg, cell, results, from_pretrained(results["model_dir"], _reuse_pooler(cfg)), glue, run)
     data = prepare(cfg, root)
@@ -104,12 +114,16 @@ def _pretrain(cfg, plan: Plan, cell: Cell, data: Prepared, run, warnings: list[s
     return results
 
 
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def _finished(cell: Cell) -> dict:
     """The results of a pretrained cell, for stage=finetune."""
-    try:
-        results = json.loads(cell.results_path.read_text())
-    except (OSError, ValueError):
-        results = {}
+    results = _read(cell.results_path)
     if results.get("status") != "ok" or not results.get("model_dir"):
         raise ConfigError(f"stage=finetune: cell {cell.name} ({cell.id}) has no finished pretraining at "
                           f"{cell.results_path}; run stage=pretrain (or stage=all) with the same settings first")
@@ -166,11 +180,13 @@ def _train(cfg, plan: Plan, data: Prepared, cell: Cell, run):
         optimizer={"lr": plan.peak_lr, "weight_decay": cfg.schedule.weight_decay,
                    "betas": list(cfg.schedule.adam_betas), "eps": cfg.schedule.adam_eps})
     fingerprint = MaskFingerprint(data.train)
-    callbacks = [fingerprint,
+    sampler = EpochSampler(len(data.train), cfg.seed)
+    every = ({"train_time_interval": timedelta(minutes=t.checkpoint_every_minutes)} if t.checkpoint_every_minutes
+             else {"every_n_train_steps": t.checkpoint_every_steps})
+    callbacks = [fingerprint, ResumeMidEpoch(sampler, plan.micro_batch),
                  ThroughputMonitor(batch_size_fn=lambda b: b["input_ids"].size(0),
                                    length_fn=lambda b: int(b["attention_mask"].sum())),
-                 ModelCheckpoint(cell.dir / "checkpoints", every_n_train_steps=t.checkpoint_every_steps,
-                                 save_last=True),
+                 ModelCheckpoint(cell.dir / "checkpoints", save_last=True, **every),
                  *progress_callbacks(t.log_every_steps)]
     trainer = pl.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
@@ -179,12 +195,29 @@ def _train(cfg, plan: Plan, data: Prepared, cell: Cell, run):
         enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, log_every_n_steps=t.log_every_steps,
         check_val_every_n_epoch=t.eval_every_epochs, num_sanity_val_steps=0, use_distributed_sampler=False,
         default_root_dir=cell.dir)
-    loader = DataLoader(data.train, batch_size=plan.micro_batch, sampler=EpochSampler(len(data.train), cfg.seed),
+    loader = DataLoader(data.train, batch_size=plan.micro_batch, sampler=sampler,
                         collate_fn=partial(collate, pad_id=data.tokenizer.pad_token_id), num_workers=t.num_workers,
                         persistent_workers=t.num_workers > 0, drop_last=True)
-    trainer.fit(module, loader, _eval_loader(cfg, data))
+    trainer.fit(module, loader, _eval_loader(cfg, data), ckpt_path=_resume_from(cell.dir / "checkpoints"))
     last = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
     return module, trainer, last, fingerprint.fingerprints
+
+
+def _resume_from(folder: Path) -> Path | None:
+    """The newest whole checkpoint of a cell killed mid-training. A file cut short by the kill fails its zip
+    check and is deleted, never loaded as if whole."""
+    for path in sorted(folder.glob("*.ckpt"), key=lambda p: (p.name != "last.ckpt", -p.stat().st_mtime)):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                whole = archive.testzip() is None
+        except (zipfile.BadZipFile, OSError):
+            whole = False
+        if whole:
+            log.info("resuming from %s", path)
+            return path
+        log.warning("checkpoint %s is cut short (killed while writing?): deleted", path)
+        path.unlink()
+    return None
 
 
 def _eval_loader(cfg, data: Prepared) -> DataLoader:

@@ -54,6 +54,7 @@ class PretrainModule(pl.LightningModule):
         self.tokens_seen = 0
         self.curve: list[tuple[int, float]] = []  # (step, training loss) at logging steps, for the report's plots
         self.diverged = False
+        self._rng = None  # a resumed run's RNG state, until its first batch
 
     def training_step(self, batch, batch_idx):
         losses = pretraining_losses(self.model, batch, self.hparams.nsp)
@@ -90,9 +91,16 @@ class PretrainModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint):
-        checkpoint["tokens_seen"] = self.tokens_seen
-        checkpoint["curve"] = self.curve
+        """With the RNG state (dropout), a resumed cell continues exactly as an uninterrupted one."""
+        checkpoint.update(tokens_seen=self.tokens_seen, curve=self.curve, torch_rng=torch.get_rng_state())
 
     def on_load_checkpoint(self, checkpoint):
-        self.tokens_seen = checkpoint.get("tokens_seen", 0)
-        self.curve = checkpoint.get("curve", [])
+        self.tokens_seen = checkpoint["tokens_seen"]
+        self.curve = checkpoint["curve"]
+        self._rng = checkpoint["torch_rng"]
+
+    def on_train_batch_start(self, batch, batch_idx):
+        """The RNG state is put back at the first resumed batch: starting the data iterator draws from it."""
+        if self._rng is not None:
+            torch.set_rng_state(self._rng)
+            self._rng = None

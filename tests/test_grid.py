@@ -3,13 +3,17 @@ cell, read back with W&B's own reader; an exported model that plain transformers
 bad input that exit non-zero and never leave a results.json claiming success."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 
-from conftest import SMALL, leet, run_py
+from conftest import ROOT, SMALL, leet, run_py
 
 
 
@@ -112,3 +116,41 @@ def test_hub_source_offline_fails_within_seconds_pointing_to_local_sources(tmp_p
     assert result.returncode != 0 and time.monotonic() - started < 60
     assert "cannot reach the Hugging Face Hub" in result.stderr + result.stdout
     assert "data=text_files" in result.stderr + result.stdout
+
+
+def test_a_killed_cell_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(tmp_path):
+    """SIGKILL right after the first checkpoint (step 15, mid-epoch); the rerun continues from it."""
+    args = [*SMALL, "stage=pretrain", "logger=none", "trainer.checkpoint_every_steps=15"]
+    whole = run_py(*args, f"paths.root={tmp_path / 'whole'}", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    root = tmp_path / "killed"
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    job = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args, f"paths.root={root}"], cwd=tmp_path, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(root.glob("cells/*/checkpoints/*.ckpt")) and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    assert not list(root.glob("cells/*/results.json")), "killed too late: the cell had finished"
+    rerun = run_py(*args, f"paths.root={root}", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resuming from" in rerun.stderr + rerun.stdout
+    [resumed] = [json.loads(p.read_text()) for p in root.glob("cells/*/results.json")]
+    [reference] = [json.loads(p.read_text()) for p in (tmp_path / "whole").glob("cells/*/results.json")]
+    assert resumed["status"] == "ok" and resumed["steps"] == reference["steps"] == 64
+    assert resumed["curve"][0][0] < 15 + 8  # the curve kept the steps trained before the kill
+    assert resumed["tokens_seen"] == reference["tokens_seen"]
+    assert resumed["mask_fingerprints"] == reference["mask_fingerprints"]
+    assert resumed["metrics"]["val/mlm_loss"] == pytest.approx(reference["metrics"]["val/mlm_loss"], rel=1e-4)
+    # a finished cell is not rerun
+    again = run_py(*args, f"paths.root={root}", cwd=tmp_path)
+    assert again.returncode == 0 and "already finished" in again.stderr + again.stdout
+    assert json.loads(next(root.glob("cells/*/results.json")).read_text())["timing"] == resumed["timing"]
+
+
+def test_a_cut_short_checkpoint_is_deleted_not_loaded(tmp_path):
+    from ablations.runner import _resume_from
+
+    (tmp_path / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
+    assert _resume_from(tmp_path) is None and not (tmp_path / "last.ckpt").exists()

@@ -118,6 +118,7 @@ class EpochSampler(Sampler):
 
     def __init__(self, size: int, seed: int, shuffle: bool = True):
         self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
+        self.skip = 0  # this rank's first indices of the next epoch already trained on (a resumed epoch)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -133,5 +134,6 @@ class EpochSampler(Sampler):
     def __iter__(self):
         order = np.random.default_rng((self.seed, self.epoch)).permutation(self.size) if self.shuffle else np.arange(self.size)
         rank, world = self._shard()
-        for index in order[rank:len(self) * world:world]:
+        skip, self.skip = self.skip, 0
+        for index in order[rank:len(self) * world:world][skip:]:
             yield self.epoch, int(index)
