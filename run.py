@@ -1,9 +1,11 @@
-"""Pretrain one grid cell per Hydra job: `python run.py -m objective=mlm,mlm_nsp masking=static,dynamic`."""
+"""One grid cell per Hydra job: `python run.py -m objective=mlm,mlm_nsp masking=static,dynamic`."""
 
 import logging
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 log = logging.getLogger("run")
@@ -12,13 +14,24 @@ log = logging.getLogger("run")
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from ablations.config import ConfigError
-    from ablations.runner import run_cell
+    from ablations.grid import dry_run, record
 
     try:
-        run_cell(cfg)
-    except ConfigError as err:
-        log.error("%s", err)
-        sys.exit(2)
+        if cfg.dry_run:
+            record(dry_run(cfg))
+        else:
+            from ablations.runner import run_cell  # torch, Lightning, transformers: seconds to import
+
+            record(run_cell(cfg)["status"])
+    except Exception as err:  # a cell that got that far has written results.json with status failed
+        if isinstance(err, ConfigError):
+            log.error("%s", err)
+        else:
+            log.exception("cell failed")
+        record("failed", f"{type(err).__name__}: {err}")
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            sys.exit(2 if isinstance(err, ConfigError) else 1)
+        # in a grid the other cells still run; the grid's summary names this one and its exit status is 1
 
 
 if __name__ == "__main__":

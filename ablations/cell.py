@@ -6,6 +6,7 @@ and a resumed cell continues its run. Implementation settings (trainer, logger, 
 
 import json
 import os
+import socket
 import subprocess
 from dataclasses import dataclass
 from importlib import metadata
@@ -70,14 +71,15 @@ class Cell:
 
 
 def provenance() -> dict:
-    """Git SHA and library versions, so a number can be traced to the code that produced it."""
+    """Git SHA, library versions, host and process, so a number can be traced to the code and run that made it."""
     here = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
                              timeout=10).stdout.strip() or None
     except OSError:
         sha = None
-    return {"git_sha": sha, "versions": {lib: metadata.version(lib) for lib in LIBRARIES}}
+    return {"git_sha": sha, "versions": {lib: metadata.version(lib) for lib in LIBRARIES},
+            "host": socket.gethostname(), "pid": os.getpid()}
 
 
 def write_results(path: Path, results: dict) -> None:

@@ -48,14 +48,15 @@ def run_cell(cfg: DictConfig) -> dict:
         return _finetune_checkpoint(cfg, root, glue)
     plan = check(cfg)
     cell = Cell.of(cfg, root)
-    done = _read(cell.results_path)
     if cfg.force:
         shutil.rmtree(cell.dir / "checkpoints", ignore_errors=True)
-    elif done.get("status") == "ok" and (cfg.stage == "pretrain" or (done.get("glue") or {}).get("status") == "ok"):
+    done = {} if cfg.force else _read(cell.results_path)
+    pretrained = done.get("status") == "ok"
+    if pretrained and (cfg.stage == "pretrain" or (done.get("glue") or {}).get("status") == "ok"):
         log.info("cell %s (%s) already finished (%s); force=true reruns it", cell.id, cell.name, cell.results_path)
         _link_hydra_dir(cell)
-        return done
-    if cfg.stage == "finetune" or (cfg.stage == "all" and done.get("status") == "ok" and not cfg.force):
+        return {**done, "status": "skipped"}
+    if cfg.stage == "finetune" or pretrained:
         results = _finished(cell)
         _link_hydra_dir(cell)
         with wandb_run(cfg, cell) as run:

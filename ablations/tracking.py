@@ -45,7 +45,7 @@ def _run(cfg: DictConfig, cell: Cell, extra: dict | None = None, **init):
     Path(cfg.logger.dir).mkdir(parents=True, exist_ok=True)
     run = wandb.init(
         project=cfg.logger.project, entity=cfg.logger.entity, dir=cfg.logger.dir, mode=cfg.logger.mode,
-        resume="allow", group=cell.group, tags=[f"{k}={v}" for k, v in cell.factors.items()],
+        resume="allow", group=cell.group, tags=[*cfg.tags, *(f"{k}={v}" for k, v in cell.factors.items())],
         config={**OmegaConf.to_container(cfg, resolve=True), **{f"factor/{k}": v for k, v in cell.factors.items()},
                 "cell_id": cell.id, **(extra or {})},
         settings=wandb.Settings(console="off", silent=True, reinit="create_new"), **init,

@@ -8,7 +8,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import common  # noqa: F401  (puts the project on the path)
 from ablations.cell import SCHEMA_VERSION
 from ablations.report import build
 

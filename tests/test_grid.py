@@ -118,11 +118,10 @@ def test_hub_source_offline_fails_within_seconds_pointing_to_local_sources(tmp_p
     assert "data=text_files" in result.stderr + result.stdout
 
 
-def test_a_killed_cell_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(tmp_path):
-    """SIGKILL right after the first checkpoint (step 15, mid-epoch); the rerun continues from it."""
+def test_a_killed_cell_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(grid, tmp_path):
+    """SIGKILL right after the first checkpoint (step 15, mid-epoch); the rerun continues from it and ends as the
+    same cell did uninterrupted in the grid."""
     args = [*SMALL, "stage=pretrain", "logger=none", "trainer.checkpoint_every_steps=15"]
-    whole = run_py(*args, f"paths.root={tmp_path / 'whole'}", cwd=tmp_path)
-    assert whole.returncode == 0, whole.stderr[-2000:]
     root = tmp_path / "killed"
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     job = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args, f"paths.root={root}"], cwd=tmp_path, env=env,
@@ -137,7 +136,7 @@ def test_a_killed_cell_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "resuming from" in rerun.stderr + rerun.stdout
     [resumed] = [json.loads(p.read_text()) for p in root.glob("cells/*/results.json")]
-    [reference] = [json.loads(p.read_text()) for p in (tmp_path / "whole").glob("cells/*/results.json")]
+    reference = json.loads((grid[0] / "cells" / resumed["cell_id"] / "results.json").read_text())
     assert resumed["status"] == "ok" and resumed["steps"] == reference["steps"] == 64
     assert resumed["curve"][0][0] < 15 + 8  # the curve kept the steps trained before the kill
     assert resumed["tokens_seen"] == reference["tokens_seen"]

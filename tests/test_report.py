@@ -152,13 +152,37 @@ def tables_of(folder):
     return {p.name: p.read_text() for p in sorted((folder / "tables").glob("*.csv"))}
 
 
-def test_default_grid_report_from_results_and_from_offline_wandb_runs_is_identical(grid, tmp_path):
+def test_default_grid_gives_identical_tables_from_results_offline_wandb_and_the_wandb_api(grid, tmp_path, monkeypatch):
+    """The W&B server is unreachable here, so for the online source wandb.Api is replaced by one that serves
+    this grid's offline runs as W&B's own reader gives them; from the Api's run objects on, the path is real."""
+    import types
+
+    import wandb
+
+    from ablations.report.runs import offline_records
+
     root, _ = grid
     build(str(root / "cells"), tmp_path / "from_results")
     build(f"wandb-offline:{root / 'wandb'}", tmp_path / "from_wandb")
-    assert tables_of(tmp_path / "from_results") == tables_of(tmp_path / "from_wandb")
-    assert set(tables_of(tmp_path / "from_results")) >= {"table1.csv", "table2.csv", "ablation_summary.csv",
-                                                         "glue_comparison.csv"}
+    expected = tables_of(tmp_path / "from_results")
+    assert tables_of(tmp_path / "from_wandb") == expected
+    assert set(expected) >= {"table1.csv", "table2.csv", "ablation_summary.csv", "glue_comparison.csv"}
+
+    records, _ = offline_records(root / "wandb")
+    served = [types.SimpleNamespace(id=r.id, name=r.name, config=r.config, summary=r.summary, state=r.state,
+                                    scan_history=lambda keys, r=r: iter(r.history())) for r in records]
+
+    class Api:
+        def __init__(self, timeout):
+            pass
+
+        def runs(self, path):
+            assert path == "team/roberta-ablations"
+            return served
+
+    monkeypatch.setattr(wandb, "Api", Api)
+    build("wandb:team/roberta-ablations", tmp_path / "from_api")
+    assert tables_of(tmp_path / "from_api") == expected
 
 
 def test_the_grid_ends_with_its_report_in_the_sweep_folder(grid):
@@ -177,38 +201,6 @@ def test_html_page_renders_in_headless_chromium(runs_dir, tmp_path):
     result = subprocess.run([chromium, "--headless", "--no-sandbox", "--dump-dom",
                              (tmp_path / "report" / "report.html").as_uri()], capture_output=True, text=True, timeout=60)
     assert "Table 1: static vs dynamic masking" in result.stdout and "data:image/png;base64," in result.stdout
-
-
-def test_wandb_project_source_gives_the_same_tables(grid, tmp_path, monkeypatch):
-    """The W&B server is unreachable here, so wandb.Api is replaced by one that serves this grid's offline runs
-    (as W&B's own reader gives them); everything from the Api's run objects on is the real code path."""
-    import types
-
-    import wandb
-
-    from ablations.report import runs as report_runs
-
-    root, _ = grid
-    served = []
-    for run_dir in sorted((root / "wandb").glob("offline-run-*")):
-        s = json.loads(subprocess.run(["wandb", "leet", "inspect", "--summary", "--json", str(run_dir)],
-                                      capture_output=True, text=True, check=True).stdout)
-        history = report_runs._offline_history(run_dir)
-        served.append(types.SimpleNamespace(id=s["run_id"], name=s["name"], config=s["config"], summary=s["summary"],
-                                            state=s["state"], scan_history=lambda keys, h=history: iter(h)))
-
-    class Api:
-        def __init__(self, timeout):
-            pass
-
-        def runs(self, path):
-            assert path == "team/roberta-ablations"
-            return served
-
-    monkeypatch.setattr(wandb, "Api", Api)
-    build("wandb:team/roberta-ablations", tmp_path / "from_api")
-    build(str(root / "cells"), tmp_path / "from_results")
-    assert tables_of(tmp_path / "from_api") == tables_of(tmp_path / "from_results")
 
 
 def test_a_wandb_project_that_cannot_be_read_is_a_clear_error(tmp_path, monkeypatch):

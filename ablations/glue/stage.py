@@ -59,12 +59,15 @@ def run_glue(cfg: DictConfig, cell: Cell, checkpoint: Checkpoint, data: dict) ->
     proto = protocol(cfg.glue)
     results, headline = {}, {}
     lightning_log = logging.getLogger("pytorch_lightning.utilities.rank_zero")
-    level, _ = lightning_log.level, lightning_log.setLevel(logging.WARNING)  # not the same banner for every run
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)  # not the same banner for every fine-tuning run
     for name, splits in data.items():
         task = tasks.TASKS[name]
         settings = {k: proto["tasks"].get(name, {}).get(k, proto[k]) for k in HYPERPARAMETERS}
         try:
-            seeds = {seed: _finetune(cfg, cell, checkpoint, task, splits, settings, proto, seed)
+            encode = _encoder(checkpoint.tokenizer, settings["max_length"])
+            encoded = {split: encode(examples) for split, examples in splits.items()}  # once for every seed
+            seeds = {seed: _finetune(cfg, cell, checkpoint, task, splits, encoded, settings, proto, seed)
                      for seed in cfg.glue.seeds}
         except Exception as err:  # one task failing does not cost the others
             log.exception("GLUE %s failed", name)
@@ -87,14 +90,10 @@ def run_glue(cfg: DictConfig, cell: Cell, checkpoint: Checkpoint, data: dict) ->
                                           "checkpoint": checkpoint.name, "tasks": results}}
 
 
-def _finetune(cfg, cell, checkpoint, task, splits, settings, proto, seed) -> dict:
+def _finetune(cfg, cell, checkpoint, task, splits, encoded, settings, proto, seed) -> dict:
     pl.seed_everything(seed, workers=True, verbose=False)
-    tokenizer = checkpoint.tokenizer
-    encode = _encoder(tokenizer, settings["max_length"])
-    collate = DataCollatorWithPadding(tokenizer)  # pads each batch to its own longest sequence
-    train = encode(splits["train"])
-    dev_splits = list(task.dev)
-    dev = {split: encode(splits[split]) for split in dev_splits}
+    collate = DataCollatorWithPadding(checkpoint.tokenizer)  # pads each batch to its own longest sequence
+    train, dev_splits = encoded["train"], list(task.dev)
     steps = math.ceil(len(train) / settings["batch_size"]) * settings["epochs"]
 
     def evaluate(predictions):
@@ -110,7 +109,7 @@ def _finetune(cfg, cell, checkpoint, task, splits, settings, proto, seed) -> dic
                              default_root_dir=cell.dir)
         started = time.perf_counter()
         trainer.fit(module, DataLoader(train, batch_size=settings["batch_size"], shuffle=True, collate_fn=collate),
-                    [DataLoader(dev[s], batch_size=64, collate_fn=collate) for s in dev_splits])
+                    [DataLoader(encoded[s], batch_size=64, collate_fn=collate) for s in dev_splits])
         seconds = time.perf_counter() - started
         if module.diverged or not module.epochs:
             return {"status": "diverged"}

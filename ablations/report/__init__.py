@@ -26,15 +26,7 @@ def build(source: str, out: Path, protocol: str | None = None) -> Path:
              comparisons.training_configs(arms)]
     made = [t for t in built if isinstance(t, tables.Table)]
     notes = [t for t in built if isinstance(t, str)]
-    statuses = Counter(r.status for r in loaded.runs)
-    header = [f"Source: {loaded.source}. {len(loaded.runs)} runs in {len(arms.by_arm)} arms: "
-              + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
-              + (f"; {len(loaded.skipped)} malformed runs skipped: " + "; ".join(loaded.skipped) if loaded.skipped
-                 else "; no run skipped") + ".",
-              f"GLUE numbers under fine-tuning protocol {protocol or '(none)'}"
-              + (f"; runs under other protocols left out of GLUE columns: "
-                 + ", ".join(f"{p} ({n} runs)" for p, n in protocols.items() if p != protocol) if len(protocols) > 1
-                 else "") + "."]
+    header = _header(loaded, arms, protocols)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
@@ -47,6 +39,19 @@ def build(source: str, out: Path, protocol: str | None = None) -> Path:
     (out / "report.html").write_text(render.page(TITLE, header, made, notes, images))
     log.info("report: %d tables, %d skipped, in %s", len(made), len(notes), out)
     return out / "report.md"
+
+
+def _header(loaded, arms: tables.Arms, protocols: Counter) -> list[str]:
+    statuses = Counter(r.status for r in loaded.runs)
+    runs = (f"Source: {loaded.source}. {len(loaded.runs)} runs in {len(arms.by_arm)} arms: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())))
+    skipped = (f"; {len(loaded.skipped)} malformed runs skipped: " + "; ".join(loaded.skipped) if loaded.skipped
+               else "; no run skipped")
+    others = [f"{p} ({n} runs)" for p, n in protocols.items() if p != arms.protocol]
+    glue = f"GLUE numbers under fine-tuning protocol {arms.protocol or '(none)'}"
+    if others:
+        glue += "; runs under other protocols left out of GLUE columns: " + ", ".join(others)
+    return [runs + skipped + ".", glue + "."]
 
 
 def _curves(arms: tables.Arms) -> dict[str, list]:

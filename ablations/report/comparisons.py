@@ -135,7 +135,8 @@ def glue_comparison(arms: Arms, columns: list[Column]) -> Table | str:
                            *("—" if v is None else f"{v}" for v in (pb, pr, pd))])
     table.footnotes += [
         "Ours: GLUE task score (the mean of a task's metrics: MRPC and QQP F1 and accuracy, STS-B Pearson and "
-        "Spearman), x100, median ± std over replicates; MNLI matched and mismatched accuracy apart.",
+        "Spearman), x100, median ± std over replicates; MNLI matched and mismatched accuracy apart. The delta is the "
+        "mean paired difference over shared replicates with its 95% bootstrap interval (≈0: within noise).",
         "Paper columns are dev numbers: BERT-base from BERT Table 5 (it prints only MNLI-m, QNLI, MRPC, SST-2 dev), "
         "RoBERTa-base from the fairseq README (= RoBERTa Table 8).", PAPER["caveats"]["glue_mixed"],
         PAPER["caveats"]["glue_dev_metrics"],

@@ -5,6 +5,7 @@ run folders (results.json, the local source of truth), offline W&B runs (read wi
 import json
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,21 +101,27 @@ def _plain(metrics: dict) -> dict:
 
 
 def _wandb_offline(folder: Path) -> Loaded:
+    records, skipped = offline_records(folder)
+    return _from_wandb(records, skipped, f"wandb-offline:{folder}")
+
+
+def offline_records(folder: Path) -> tuple[list["_Record"], list[str]]:
     dirs = sorted(folder.glob("offline-run-*")) + sorted(folder.glob("wandb/offline-run-*"))
     if not dirs:
         raise ConfigError(f"--source wandb-offline:{folder}: no offline W&B runs (offline-run-* folders) in it")
+    with ThreadPoolExecutor(max_workers=8) as pool:  # one `wandb leet` process per run, a few at a time
+        outputs = list(pool.map(lambda d: subprocess.run(["wandb", "leet", "inspect", "--summary", "--json", str(d)],
+                                                         capture_output=True, text=True).stdout, dirs))
     records, skipped = [], []
-    for run_dir in dirs:
-        out = subprocess.run(["wandb", "leet", "inspect", "--summary", "--json", str(run_dir)], capture_output=True,
-                             text=True)
+    for run_dir, out in zip(dirs, outputs):
         try:
-            summary = json.loads(out.stdout)
+            summary = json.loads(out)
         except ValueError:
             skipped.append(f"{run_dir}: unreadable W&B run")
             continue
         records.append(_Record(summary["run_id"], summary["name"], summary["config"], summary["summary"],
                                summary["state"], lambda d=run_dir: _offline_history(d)))
-    return _from_wandb(records, skipped, f"wandb-offline:{folder}")
+    return records, skipped
 
 
 def _offline_history(run_dir: Path) -> list[dict]:

@@ -1,0 +1,54 @@
+"""What a grid ends with: each job records its outcome in its own folder (jobs may run in other processes or
+on other machines); when the multirun ends, a summary names the failed cells, the sweep folder gets its
+report, and the exit status is 1 if any cell failed."""
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+OUTCOME = "outcome.json"
+
+
+def dry_run(cfg: DictConfig) -> str:
+    """Prints the cell and its token budget, trains nothing (and imports nothing heavy)."""
+    from hydra.utils import to_absolute_path
+
+    from ablations.cell import Cell
+    from ablations.config import check
+
+    plan = check(cfg)
+    cell = Cell.of(cfg, Path(to_absolute_path(cfg.paths.root)))
+    print(f"cell {cell.id} {cell.name}: {plan.steps} steps x {plan.global_batch} sequences x {cfg.seq_len} tokens "
+          f"= {plan.steps * plan.global_batch * cfg.seq_len} tokens (peak LR {plan.peak_lr:g})", flush=True)
+    return "dry_run"
+
+
+def record(status: str, error: str | None = None) -> None:
+    """The job's outcome (ok, diverged, skipped: already finished, dry_run, failed) in its Hydra output folder."""
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    (folder / OUTCOME).write_text(json.dumps({"status": status, "error": error,
+                                              "overrides": list(HydraConfig.get().overrides.task)}))
+
+
+class GridEnd(Callback):
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep = Path(config.hydra.sweep.dir)
+        outcomes = [json.loads(p.read_text()) for p in sorted(sweep.glob(f"*/{OUTCOME}"))]
+        failed = [o for o in outcomes if o["status"] == "failed"]
+        log.info("grid: %d cells, %d failed%s", len(outcomes), len(failed),
+                 "".join(f"\n  failed: {' '.join(o['overrides'])}: {o['error']}" for o in failed))
+        if outcomes and not all(o["status"] == "dry_run" for o in outcomes):
+            from ablations.report import build
+
+            try:  # a report that cannot be built never fails the finished grid
+                log.info("report: %s", build(str(sweep), sweep / "report"))
+            except Exception:
+                log.exception("report: not built; python -m ablations.report --source %s --out <dir>", sweep)
+        if failed:
+            sys.exit(1)
