@@ -47,4 +47,3 @@ class ResumeMidEpoch(pl.Callback):
         done = trainer.fit_loop.epoch_loop.batch_progress.current.ready
         if done < trainer.num_training_batches:  # (at an epoch's last batch Lightning moves on to the next epoch)
             self.sampler.skip = done * self.micro_batch
-

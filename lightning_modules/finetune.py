@@ -37,7 +37,8 @@ class FinetuneModule(pl.LightningModule):
         self.steps = steps
         self.dev_splits = dev_splits
         self.evaluate = evaluate
-        self.head = ClassificationHead(encoder.config.hidden_size, num_labels, encoder.config.hidden_dropout_prob)
+        dropout = getattr(encoder.config, "hidden_dropout_prob", 0.1)  # BERT/RoBERTa name; 0.1 for the others
+        self.head = ClassificationHead(encoder.config.hidden_size, num_labels, dropout)
         self.epochs: list[tuple[dict, dict]] = []  # per epoch: ({dev split: predictions}, metrics)
         self.diverged = False
         self._predictions: dict[str, list] = {}
