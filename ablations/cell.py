@@ -83,8 +83,12 @@ def provenance() -> dict:
 
 
 def write_results(path: Path, results: dict) -> None:
-    """Atomic: a reader sees the old file or the whole new one, never a partial write."""
+    write_atomic(path, json.dumps({"schema_version": SCHEMA_VERSION, **results}, indent=2, default=str))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """A reader sees the old file or the whole new one, never a partial write."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"schema_version": SCHEMA_VERSION, **results}, indent=2, default=str))
+    tmp.write_text(text)
     os.replace(tmp, path)

@@ -50,14 +50,15 @@ def run_cell(cfg: DictConfig) -> dict:
     cell = Cell.of(cfg, root)
     if cfg.force:
         shutil.rmtree(cell.dir / "checkpoints", ignore_errors=True)
-    done = {} if cfg.force else _read(cell.results_path)
+    on_disk = _read(cell.results_path)
+    done = {} if cfg.force else on_disk
     pretrained = done.get("status") == "ok"
     if pretrained and (cfg.stage == "pretrain" or (done.get("glue") or {}).get("status") == "ok"):
         log.info("cell %s (%s) already finished (%s); force=true reruns it", cell.id, cell.name, cell.results_path)
         _link_hydra_dir(cell)
         return {**done, "status": "skipped"}
     if cfg.stage == "finetune" or pretrained:
-        results = _finished(cell)
+        results = _finished(cell, on_disk)
         _link_hydra_dir(cell)
         with wandb_run(cfg, cell) as run:
             return _glue(cfg, cell, results, from_pretrained(results["model_dir"], _reuse_pooler(cfg)), glue, run)
@@ -122,9 +123,8 @@ def _read(path: Path) -> dict:
         return {}
 
 
-def _finished(cell: Cell) -> dict:
+def _finished(cell: Cell, results: dict) -> dict:
     """The results of a pretrained cell, for stage=finetune."""
-    results = _read(cell.results_path)
     if results.get("status") != "ok" or not results.get("model_dir"):
         raise ConfigError(f"stage=finetune: cell {cell.name} ({cell.id}) has no finished pretraining at "
                           f"{cell.results_path}; run stage=pretrain (or stage=all) with the same settings first")

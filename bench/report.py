@@ -45,7 +45,7 @@ def main():
     start = time.perf_counter()
     build(str(root / "runs"), root / "report")
     seconds = time.perf_counter() - start
-    print(f"report from 1000 runs (48 arms, 3 GLUE seeds each): {seconds:.1f} s (target < 10 s); {root / 'report'}")
+    print(f"report from 1000 runs (36 arms, 3 GLUE seeds each): {seconds:.1f} s (target < 10 s); {root / 'report'}")
 
 
 if __name__ == "__main__":

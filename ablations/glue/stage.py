@@ -4,7 +4,6 @@ median. Dev predictions go to predictions/<task>-seed<k>.tsv so any number can b
 
 import logging
 import math
-import os
 import random
 import statistics
 import time
@@ -16,7 +15,7 @@ from pytorch_lightning.loggers import WandbLogger
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
-from ablations.cell import Cell
+from ablations.cell import Cell, write_atomic
 from ablations.config import ConfigError
 from ablations.glue import metrics, tasks
 from ablations.glue.checkpoint import Checkpoint
@@ -149,8 +148,5 @@ def _score(task: tasks.Task, labels: dict[str, list], predictions: dict[str, lis
 
 
 def _write_predictions(path: Path, labels: list, predictions: list) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp-{os.getpid()}")
     lines = [f"{i}\t{y}\t{p}" for i, (y, p) in enumerate(zip(labels, predictions))]
-    tmp.write_text("index\tlabel\tprediction\n" + "\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, "index\tlabel\tprediction\n" + "\n".join(lines) + "\n")

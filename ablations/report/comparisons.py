@@ -25,8 +25,7 @@ def _levels(arms: Arms, factor: str) -> tuple | None:
     if order:
         ranked = [v for v in order if v in present]
     else:  # data size: fewest training tokens first
-        ranked = sorted(present, key=lambda size: max(
-            (r.train_tokens or 0) for a in arms.find(data_size=size) for r in arms.by_arm[a]))
+        ranked = sorted(present, key=lambda size: arms.train_tokens(data_size=size))
     return (ranked[0], ranked[-1]) if len(ranked) > 1 else None
 
 

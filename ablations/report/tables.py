@@ -86,6 +86,10 @@ class Arms:
                 out[(run.factors["seed"],)] = run.metrics[key] * scale
         return out
 
+    def train_tokens(self, **factors) -> int:
+        """The training tokens of the arms with these factors: how data sizes are ordered."""
+        return max((r.train_tokens or 0) for arm in self.find(**factors) for r in self.by_arm[arm])
+
     def status(self, arm: tuple) -> str:
         """'' when every run finished; else what happened to the others, e.g. '1 of 2 failed'."""
         runs = self.by_arm[arm]
@@ -204,7 +208,7 @@ def table3(arms: Arms) -> Table | str:
 
 def table4(arms: Arms, columns: list[Column]) -> Table | str:
     sizes = sorted({(dict(a)["data"], dict(a)["data_size"]) for a in arms.by_arm},
-                   key=lambda s: _tokens(arms, s))
+                   key=lambda s: arms.train_tokens(data=s[0], data_size=s[1]))
     rows = [(f"{data} {show(size)}", "", {"data": data, "data_size": size})
             for data, size in sizes]
     table = arm_table(arms, "table4", "Table 4: data size", "table4", rows, columns,
@@ -218,11 +222,6 @@ def table4(arms: Arms, columns: list[Column]) -> Table | str:
                                    f"steps): " + ", ".join(f"{c.paper} {v}" for c, v in
                                                           zip([c for c in columns if c.paper], values)))
     return table
-
-
-def _tokens(arms: Arms, size) -> float:
-    runs = [r for arm in arms.find(data=size[0], data_size=size[1]) for r in arms.by_arm[arm]]
-    return max((r.train_tokens or 0) for r in runs)
 
 
 def glue_columns(arms: Arms) -> list[Column]:
