@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from ablations.data.cache import stable_hash
 
 SCIENCE = ("objective", "input_format", "masking", "schedule", "data", "model", "tokenizer", "seq_len", "seed")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: GLUE results keyed by fingerprint, budgets in real tokens
 LIBRARIES = ("torch", "pytorch-lightning", "transformers", "tokenizers", "hydra-core", "wandb", "numpy")
 
 

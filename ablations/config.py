@@ -13,15 +13,19 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Plan:
-    global_batch: int
-    micro_batch: int
-    accumulate: int
+    """How a cell spends its budget. Budgets and batches count real (non-padding) tokens: a step consumes about
+    batch_tokens of them whatever the input format, so short-sequence formats take more sequences per step
+    (as the paper raises the batch for SENTENCE-PAIR and DOC-SENTENCES)."""
+    batch: int          # the preset's batch in full-length sequences, after batch_scale
+    batch_tokens: int   # real tokens per optimizer step: batch x seq_len
+    sequences: int      # sequences per optimizer step (one whole global batch)
     steps: int
     peak_lr: float
     warmup_steps: int
+    micro_batch: int    # per rank; an implementation setting that never changes results
 
 
-def check(cfg: DictConfig) -> Plan:
+def check(cfg: DictConfig) -> None:
     try:
         OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as err:
@@ -32,7 +36,7 @@ def check(cfg: DictConfig) -> Plan:
     if not 8 <= cfg.seq_len <= cfg.model.max_position_embeddings:
         raise ConfigError(f"seq_len={cfg.seq_len}: allowed 8 to model.max_position_embeddings "
                           f"({cfg.model.max_position_embeddings})")
-    return _plan(cfg)
+    _batch(cfg)
 
 
 def _check_objective(cfg):
@@ -70,26 +74,35 @@ def _check_data(d):
         raise ConfigError(f"data.valid_fraction={d.valid_fraction}: allowed strictly between 0 and 1")
 
 
-def _plan(cfg) -> Plan:
+def _batch(cfg) -> int:
     s, t = cfg.schedule, cfg.trainer
     if not s.total_tokens > 0:
         raise ConfigError(f"schedule.total_tokens={s.total_tokens}: allowed a token count > 0")
     if not 0 < s.batch_scale <= 1 or not s.lr_scale > 0:
         raise ConfigError(f"schedule.batch_scale={s.batch_scale}, schedule.lr_scale={s.lr_scale}: "
                           f"allowed batch_scale in (0, 1] and lr_scale > 0")
+    if s.clip_grad_norm is not None and not s.clip_grad_norm > 0:
+        raise ConfigError(f"schedule.clip_grad_norm={s.clip_grad_norm}: allowed null (no clipping) or a norm > 0")
     scaled = s.batch_size * s.batch_scale
     if scaled < 1 or not float(scaled).is_integer():
         raise ConfigError(f"schedule.batch_scale={s.batch_scale} turns schedule.batch_size={s.batch_size} into "
                           f"{scaled}: allowed scales give a whole batch >= 1 (e.g. 1/8 -> 32, 256, 1024)")
-    global_batch = int(scaled)
-    per_step = t.micro_batch_size * t.devices * t.num_nodes
-    if global_batch % per_step:
-        raise ConfigError(f"global batch {global_batch} (schedule={s.name}, batch_scale={s.batch_scale}) is not a "
-                          f"multiple of trainer.micro_batch_size x devices x num_nodes = {per_step}: "
-                          f"pick a micro_batch_size that divides it")
-    steps = s.total_tokens // (global_batch * cfg.seq_len)
-    if steps < 1:
+    if s.total_tokens < scaled * cfg.seq_len:
         raise ConfigError(f"schedule.total_tokens={s.total_tokens} is less than one batch "
-                          f"({global_batch} x seq_len {cfg.seq_len} tokens)")
-    return Plan(global_batch=global_batch, micro_batch=t.micro_batch_size, accumulate=global_batch // per_step,
-                steps=steps, peak_lr=s.peak_lr * s.lr_scale, warmup_steps=math.ceil(s.warmup_fraction * steps))
+                          f"({int(scaled)} x seq_len {cfg.seq_len} tokens)")
+    if not isinstance(t.micro_batch_size, int) or t.micro_batch_size < 1:
+        raise ConfigError(f"trainer.micro_batch_size={t.micro_batch_size}: allowed a whole number >= 1")
+    return int(scaled)
+
+
+def plan(cfg: DictConfig, tokens_per_sequence: float) -> Plan:
+    """The plan for data whose sequences hold tokens_per_sequence real tokens on average: every step one global
+    batch of about batch x seq_len real tokens, and as many steps as spend schedule.total_tokens."""
+    s = cfg.schedule
+    batch = _batch(cfg)
+    batch_tokens = batch * cfg.seq_len
+    sequences = max(1, round(batch_tokens / tokens_per_sequence))
+    steps = max(1, round(s.total_tokens / (sequences * tokens_per_sequence)))
+    return Plan(batch=batch, batch_tokens=batch_tokens, sequences=sequences, steps=steps,
+                peak_lr=s.peak_lr * s.lr_scale, warmup_steps=math.ceil(s.warmup_fraction * steps),
+                micro_batch=cfg.trainer.micro_batch_size)

@@ -16,16 +16,23 @@ OUTCOME = "outcome.json"
 
 
 def dry_run(cfg: DictConfig) -> str:
-    """Prints the cell and its token budget, trains nothing (and imports nothing heavy)."""
+    """Prints the cell and how it spends its token budget, trains nothing. Builds (and caches) the instances: the
+    number of sequences a step takes depends on how full the input format's sequences are."""
     from hydra.utils import to_absolute_path
 
+    from ablations.budget import budget
     from ablations.cell import Cell
     from ablations.config import check
+    from ablations.data.pipeline import prepare
 
-    plan = check(cfg)
-    cell = Cell.of(cfg, Path(to_absolute_path(cfg.paths.root)))
-    print(f"cell {cell.id} {cell.name}: {plan.steps} steps x {plan.global_batch} sequences x {cfg.seq_len} tokens "
-          f"= {plan.steps * plan.global_batch * cfg.seq_len} tokens (peak LR {plan.peak_lr:g})", flush=True)
+    check(cfg)
+    root = Path(to_absolute_path(cfg.paths.root))
+    cell = Cell.of(cfg, root)
+    data = prepare(cfg, root, masks=False)
+    spend = budget(cfg, data)
+    expected = round(spend.plan.steps * spend.plan.sequences * data.stats["tokens_per_sequence"])
+    print(f"cell {cell.id} {cell.name}: {spend.describe()}; about {expected} real tokens "
+          f"(schedule.total_tokens {cfg.schedule.total_tokens})", flush=True)
     return "dry_run"
 
 

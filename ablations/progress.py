@@ -26,11 +26,10 @@ class ProgressLines(pl.Callback):
         step, total = trainer.global_step, trainer.max_steps
         if step == self.start_step or (step % self.every_n_steps and step != total) or not trainer.is_global_zero:
             return
-        if (batch_idx + 1) % trainer.accumulate_grad_batches:
-            return
         elapsed = time.monotonic() - self.start
         eta = elapsed / (step - self.start_step) * (total - step)
-        loss = trainer.callback_metrics.get("train/loss")
-        log.info("step %d/%d (%d%%) epoch %d loss %s tokens %d, %.0fs elapsed, eta %.0fs", step, total,
-                 100 * step // total, trainer.current_epoch, f"{float(loss):.3f}" if loss is not None else "-",
-                 pl_module.tokens_seen, elapsed, eta)
+        metrics = trainer.callback_metrics
+        loss, tokens = metrics.get("train/loss"), metrics.get("train/tokens_seen")
+        log.info("step %d/%d (%d%%) loss %s, %s real tokens, %.0fs elapsed, eta %.0fs", step, total, 100 * step // total,
+                 f"{float(loss):.3f}" if loss is not None else "-", f"{int(tokens)}" if tokens is not None else "-",
+                 elapsed, eta)

@@ -4,10 +4,10 @@ and the cell's W&B run. `stage` runs either half alone."""
 
 import json
 import logging
-import math
 import shutil
 import sys
 import time
+import warnings
 import zipfile
 from datetime import timedelta
 from functools import partial
@@ -17,20 +17,21 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint, ThroughputMonitor
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.data import DataLoader
 
 from ablations.cell import Cell, provenance, write_results
-from ablations.config import ConfigError, Plan, check
-from ablations.data.masking import EpochSampler, collate
+from ablations.budget import Budget, budget
+from ablations.config import ConfigError, check
+from ablations.data.masking import collate, collate_step
 from ablations.data.pipeline import Prepared, prepare
 from ablations.glue.checkpoint import from_pretrained, random_init
-from ablations.glue.stage import load_tasks, run_glue
+from ablations.glue.stage import done, fingerprint, load_tasks, run_glue
 from ablations.progress import progress_callbacks
 from ablations.tracking import run_path, wandb_run
-from lightning_modules.callbacks import MaskFingerprint, ResumeMidEpoch
+from lightning_modules.callbacks import MaskFingerprint, ResumeAtStep
 from lightning_modules.pretrain import PretrainModule
 
 log = logging.getLogger(__name__)
@@ -46,14 +47,14 @@ def run_cell(cfg: DictConfig) -> dict:
     glue = load_tasks(cfg.glue) if cfg.stage != "pretrain" else None  # bad GLUE input stops a cell before it trains
     if cfg.model.pretrained is not None:
         return _finetune_checkpoint(cfg, root, glue)
-    plan = check(cfg)
+    check(cfg)
     cell = Cell.of(cfg, root)
     if cfg.force:
         shutil.rmtree(cell.dir / "checkpoints", ignore_errors=True)
     on_disk = _read(cell.results_path)
     done = {} if cfg.force else on_disk
     pretrained = done.get("status") == "ok"
-    if pretrained and (cfg.stage == "pretrain" or (done.get("glue") or {}).get("status") == "ok"):
+    if pretrained and (cfg.stage == "pretrain" or not _glue_pending(cfg, done, glue, cfg.seq_len)):
         log.info("cell %s (%s) already finished (%s); force=true reruns it", cell.id, cell.name, cell.results_path)
         _link_hydra_dir(cell)
         return {**done, "status": "skipped"}
@@ -63,34 +64,30 @@ def run_cell(cfg: DictConfig) -> dict:
         with wandb_run(cfg, cell) as run:
             return _glue(cfg, cell, results, from_pretrained(results["model_dir"], _reuse_pooler(cfg)), glue, run)
     data = prepare(cfg, root)
-    if len(data.train) < plan.global_batch:
-        raise ConfigError(f"data: {len(data.train)} training sequences of seq_len {cfg.seq_len} cannot fill one "
-                          f"global batch of {plan.global_batch}: use more data (data.size, data.sources) or a "
-                          f"smaller schedule.batch_scale")
-    epochs = math.ceil(plan.steps * plan.global_batch / len(data.train))
-    warnings = _fairness_warnings(cfg, epochs)
-    log.info("cell %s (%s): %d steps of %d sequences (micro-batch %d x %d accumulation), about %d epochs over "
-             "%d sequences", cell.id, cell.name, plan.steps, plan.global_batch, plan.micro_batch, plan.accumulate,
-             epochs, len(data.train))
+    spend = budget(cfg, data)
+    log.info("cell %s (%s): %s, micro-batches of %d", cell.id, cell.name, spend.describe(), spend.plan.micro_batch)
     _link_hydra_dir(cell)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     with wandb_run(cfg, cell) as run:
-        results = _pretrain(cfg, plan, cell, data, run, warnings)
+        results = _pretrain(cfg, spend, cell, data, run)
         if cfg.stage == "all" and results["status"] == "ok" and rank_zero_only.rank == 0:
             results = _glue(cfg, cell, results, from_pretrained(results["model_dir"], _reuse_pooler(cfg)), glue, run)
     return results
 
 
-def _pretrain(cfg, plan: Plan, cell: Cell, data: Prepared, run, warnings: list[str]) -> dict:
+def _pretrain(cfg, spend: Budget, cell: Cell, data: Prepared, run) -> dict:
     started = time.time()
+    plan = spend.plan
     base = {"cell_id": cell.id, "name": cell.name, "factors": cell.factors,
             "config": OmegaConf.to_container(cfg, resolve=True), "plan": vars(plan), "data": data.stats,
-            "warnings": warnings, "wandb": run_path(run), **provenance()}
+            "warnings": spend.warnings, "wandb": run_path(run), **provenance()}
     try:
-        module, trainer, last, fingerprints = _train(cfg, plan, data, cell, run)
+        module, trainer, last, fingerprints = _train(cfg, spend, data, cell, run)
         final = trainer.validate(module, _eval_loader(cfg, data), verbose=False)[0]
         status = "diverged" if module.diverged else "ok"
+        tokens_seen, sequences_seen = module.global_tokens_seen(), int(module._global_sum(module.sequences_seen))
         if status == "ok" and trainer.is_global_zero:
+            module.model.config.pretraining_seq_len = cfg.seq_len  # fine-tuning never feeds longer inputs
             module.model.save_pretrained(cell.dir / "model")
             data.tokenizer.save_pretrained(cell.dir / "model")
     except Exception as err:
@@ -98,21 +95,24 @@ def _pretrain(cfg, plan: Plan, cell: Cell, data: Prepared, run, warnings: list[s
                                           "timing": {"seconds": time.time() - started}})
         raise
     seconds = time.time() - started
-    metrics = {**last, **final, "train/tokens_per_sec": module.tokens_seen / seconds,
+    metrics = {**last, **final, "train/tokens_per_sec": tokens_seen / seconds,
                "data/unigram_entropy": data.stats["unigram_entropy"]}
-    results = {**base, "status": status, "metrics": metrics, "tokens_seen": module.tokens_seen,
-               "steps": trainer.global_step, "epochs": trainer.current_epoch + 1,
+    epochs = spend.batches.epochs(trainer.global_step)
+    results = {**base, "status": status, "metrics": metrics, "tokens_seen": tokens_seen,
+               "sequences_seen": sequences_seen, "steps": trainer.global_step, "epochs": epochs,
                "mask_fingerprints": fingerprints, "curve": module.curve, "timing": {"seconds": seconds},
                "model_dir": str(cell.dir / "model") if status == "ok" else None}
     if run is not None:
-        run.summary.update({**metrics, "status": status, "tokens_seen": module.tokens_seen,
-                            "steps": trainer.global_step, "epochs": trainer.current_epoch + 1,
+        run.summary.update({**metrics, "status": status, "tokens_seen": tokens_seen, "sequences_seen": sequences_seen,
+                            "steps": trainer.global_step, "epochs": epochs,
                             "data/train_tokens": data.stats["train_tokens"],
+                            "data/tokens_per_sequence": data.stats["tokens_per_sequence"],
                             **{f"plan/{k}": v for k, v in vars(plan).items()}})
     if trainer.is_global_zero:
         write_results(cell.results_path, results)
-    log.info("cell %s %s: %s, held-out perplexity %.2f, results %s, W&B %s", cell.id, cell.name, status,
-             final["val/perplexity"], cell.results_path, run_path(run)["dir"] if run is not None else "off")
+    log.info("cell %s %s: %s, %d real tokens in %d steps, held-out perplexity %.2f, results %s, W&B %s", cell.id,
+             cell.name, status, tokens_seen, trainer.global_step, final["val/perplexity"], cell.results_path,
+             run_path(run)["dir"] if run is not None else "off")
     return results
 
 
@@ -136,26 +136,45 @@ def _finetune_checkpoint(cfg, root: Path, glue: dict) -> dict:
     if cfg.stage != "finetune":
         raise ConfigError(f"model.pretrained={cfg.model.pretrained} needs stage=finetune (it skips pretraining)")
     if cfg.model.pretrained == "random":
-        checkpoint = random_init(OmegaConf.to_container(cfg.model), prepare(cfg, root).tokenizer, _reuse_pooler(cfg))
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)  # the same untrained weights every time
+        checkpoint = random_init(OmegaConf.to_container(cfg.model), prepare(cfg, root).tokenizer, _reuse_pooler(cfg),
+                                 cfg.seq_len)
     else:
         checkpoint = from_pretrained(cfg.model.pretrained, _reuse_pooler(cfg))
     cell = Cell.for_checkpoint(cfg, root)
     _link_hydra_dir(cell)
     results = {"cell_id": cell.id, "name": cell.name, "factors": cell.factors, "status": "ok", "metrics": {},
-               "config": OmegaConf.to_container(cfg, resolve=True), **provenance()}
+               "config": OmegaConf.to_container(cfg, resolve=True), **provenance(),
+               "glue": _read(cell.results_path).get("glue") or {}}
+    if not _glue_pending(cfg, results, glue, checkpoint.max_length, checkpoint.identity):
+        log.info("%s already fine-tuned under GLUE fingerprint %s (%s)", cell.name, fingerprint(cfg.glue),
+                 cell.results_path)
+        return {**results, "status": "skipped"}
     with wandb_run(cfg, cell) as run:
         return _glue(cfg, cell, {**results, "wandb": run_path(run)}, checkpoint, glue, run)
 
 
+def _glue_pending(cfg, results: dict, tasks: dict, max_length: int, identity: str | None = None) -> set[str]:
+    """The tasks not yet finished under this GLUE fingerprint for these weights (identity None: a cell's own)."""
+    entry = _entry(results, fingerprint(cfg.glue), identity)
+    return set(tasks) - done(entry, cfg.glue, tasks, max_length)
+
+
+def _entry(results: dict, fp: str, identity: str | None) -> dict | None:
+    entry = (results.get("glue") or {}).get(fp)
+    return entry if entry and (identity is None or entry.get("checkpoint_identity") == identity) else None
+
+
 def _glue(cfg, cell: Cell, results: dict, checkpoint, tasks: dict, run) -> dict:
-    """Adds the GLUE stage's numbers to the cell's results.json and its W&B run; earlier glue/* numbers (of
-    another protocol, say) are replaced, never mixed with these."""
-    glue = run_glue(cfg, cell, checkpoint, tasks)
-    kept = {k: v for k, v in results["metrics"].items() if not k.startswith("glue/")}
-    results = {**results, "metrics": {**kept, **glue["metrics"]}, "glue": glue["glue"]}
+    """Adds the GLUE stage's numbers, under the fingerprint of their recipe, to the cell's results.json and its
+    W&B run; numbers of other fingerprints stay beside them, never mixed."""
+    fp = fingerprint(cfg.glue)
+    entry = run_glue(cfg, cell, checkpoint, tasks, _entry(results, fp, checkpoint.identity))
+    results = {**results, "glue": {**(results.get("glue") or {}), fp: {**entry, "checkpoint_identity":
+                                                                       checkpoint.identity}}}
     write_results(cell.results_path, results)
     if run is not None:
-        run.summary.update({**glue["metrics"], "glue/status": glue["glue"]["status"]})
+        run.summary.update({**entry["metrics"], "glue/status": entry["status"], "glue/fingerprint": fp})
     return results
 
 
@@ -163,43 +182,36 @@ def _reuse_pooler(cfg) -> bool:
     return bool(cfg.glue.protocol.reuse_pooler)
 
 
-def _fairness_warnings(cfg, epochs: int) -> list[str]:
-    if cfg.masking.name == "static" and epochs <= cfg.masking.dupe_factor:
-        message = (f"static masking with dupe_factor {cfg.masking.dupe_factor} over {epochs} epochs feeds every "
-                   f"masked copy at most once: it cannot differ from dynamic masking (train more epochs than "
-                   f"dupe_factor, e.g. a larger schedule.total_tokens or a smaller data.size)")
-        log.warning(message)
-        return [message]
-    return []
-
-
-def _train(cfg, plan: Plan, data: Prepared, cell: Cell, run):
-    t = cfg.trainer
+def _train(cfg, spend: Budget, data: Prepared, cell: Cell, run):
+    t, plan = cfg.trainer, spend.plan
     module = PretrainModule(
         model=OmegaConf.to_container(cfg.model, resolve=True), vocab_size=len(data.tokenizer),
         pad_id=data.tokenizer.pad_token_id, nsp=cfg.objective.nsp, steps=plan.steps, warmup_steps=plan.warmup_steps,
+        sequences=plan.sequences, clip_grad_norm=cfg.schedule.clip_grad_norm,
         optimizer={"lr": plan.peak_lr, "weight_decay": cfg.schedule.weight_decay,
                    "betas": list(cfg.schedule.adam_betas), "eps": cfg.schedule.adam_eps})
-    fingerprint = MaskFingerprint(data.train)
-    sampler = EpochSampler(len(data.train), cfg.seed)
+    fingerprint = MaskFingerprint()
     every = ({"train_time_interval": timedelta(minutes=t.checkpoint_every_minutes)} if t.checkpoint_every_minutes
              else {"every_n_train_steps": t.checkpoint_every_steps})
-    callbacks = [fingerprint, ResumeMidEpoch(sampler, plan.micro_batch),
-                 ThroughputMonitor(batch_size_fn=lambda b: b["input_ids"].size(0),
-                                   length_fn=lambda b: int(b["attention_mask"].sum())),
-                 ModelCheckpoint(cell.dir / "checkpoints", save_last=True, **every),
+    callbacks = [fingerprint, ResumeAtStep(spend.batches), ModelCheckpoint(cell.dir / "checkpoints", save_last=True, **every),
                  *progress_callbacks(t.log_every_steps)]
     trainer = pl.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
-        precision=t.precision, max_steps=plan.steps, accumulate_grad_batches=plan.accumulate,
+        precision=t.precision, max_steps=plan.steps,
         logger=WandbLogger(experiment=run) if run is not None else False, callbacks=callbacks,
         enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, log_every_n_steps=t.log_every_steps,
-        check_val_every_n_epoch=t.eval_every_epochs, num_sanity_val_steps=0, use_distributed_sampler=False,
+        val_check_interval=t.eval_every_steps, num_sanity_val_steps=0, use_distributed_sampler=False,
         default_root_dir=cell.dir)
-    loader = DataLoader(data.train, batch_size=plan.micro_batch, sampler=sampler,
-                        collate_fn=partial(collate, pad_id=data.tokenizer.pad_token_id), num_workers=t.num_workers,
-                        persistent_workers=t.num_workers > 0, drop_last=True)
-    trainer.fit(module, loader, _eval_loader(cfg, data), ckpt_path=_resume_from(cell.dir / "checkpoints"))
+    loader = DataLoader(data.train, batch_sampler=spend.batches, num_workers=t.num_workers,
+                        collate_fn=partial(collate_step, pad_id=data.tokenizer.pad_token_id, micro_batch=plan.micro_batch),
+                        persistent_workers=t.num_workers > 0)
+    with warnings.catch_warnings():
+        # Lightning warns that a mid-epoch resume of a plain loader is unreliable (ResumeAtStep makes it exact), and
+        # that validation_step has no loader when eval_every_steps is off (the held-out loss is taken after fit).
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+        warnings.filterwarnings("ignore", message="You defined a `validation_step` but have no `val_dataloader`")
+        trainer.fit(module, loader, _eval_loader(cfg, data) if t.eval_every_steps else None,
+                    ckpt_path=_resume_from(cell.dir / "checkpoints"))
     last = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
     return module, trainer, last, fingerprint.fingerprints
 

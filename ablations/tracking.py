@@ -23,10 +23,12 @@ def wandb_run(cfg: DictConfig, cell: Cell):
 
 
 @contextmanager
-def finetune_run(cfg: DictConfig, cell: Cell, task: str, seed: int, protocol: dict):
-    """One run per task and seed in the cell's group, so the fine-tuning curves sit beside the pretraining."""
-    with _run(cfg, cell, id=f"{cell.id}-{task}-s{seed}", name=f"{cell.name}-{task}-seed{seed}",
-              job_type=f"finetune-{task}", extra={"glue/task": task, "glue/seed": seed, "glue/protocol": protocol}) as run:
+def finetune_run(cfg: DictConfig, cell: Cell, task: str, seed: int, protocol: dict, fingerprint: str):
+    """One run per task, seed and fine-tuning fingerprint in the cell's group, so the fine-tuning curves sit beside
+    the pretraining and a rerun under another recipe never continues an old run."""
+    with _run(cfg, cell, id=f"{cell.id}-{fingerprint}-{task}-s{seed}", name=f"{cell.name}-{task}-seed{seed}",
+              job_type=f"finetune-{task}", extra={"glue/task": task, "glue/seed": seed, "glue/protocol": protocol,
+                                                  "glue/fingerprint": fingerprint}) as run:
         yield run
 
 

@@ -15,9 +15,9 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForLanguageModeling
 
-from common import ROOT, default_cfg
-from ablations.config import check
-from ablations.data.masking import EpochSampler, collate
+from common import ROOT, default_cfg, train_steps
+from ablations.budget import budget
+from ablations.data.masking import GlobalBatches, collate_step
 from ablations.data.pipeline import prepare
 from train_step import module_for, plain_loop
 
@@ -30,14 +30,14 @@ def timed(fn):
     return result, time.perf_counter() - start
 
 
-def feed_tokens(dataset, collate_fn, micro_batch, workers, epochs=2):
-    sampler = EpochSampler(len(dataset), 0)
-    loader = DataLoader(dataset, batch_size=micro_batch, sampler=sampler, collate_fn=collate_fn, num_workers=workers)
-    tokens = 0
-    for epoch in range(epochs):
-        sampler.set_epoch(epoch)
-        tokens += sum(int(batch["attention_mask"].sum()) for batch in loader)
-    return tokens
+def feed_tokens(data, spend, workers, epochs=2):
+    """Real tokens of `epochs` epochs as the training loader feeds them (masked, collated into micro-batches)."""
+    steps = round(epochs * data.train.size(0) / spend.plan.sequences)
+    batches = GlobalBatches(data.train.size, spend.plan.sequences, steps, seed=0)
+    loader = DataLoader(data.train, batch_sampler=batches, num_workers=workers,
+                        collate_fn=partial(collate_step, pad_id=data.tokenizer.pad_token_id,
+                                           micro_batch=spend.plan.micro_batch))
+    return sum(mb["real_tokens"] for step in loader for mb in step)
 
 
 def main():
@@ -54,27 +54,25 @@ def main():
         source, label = ["data.sources.synthetic.num_documents=20000"], "20,000 synthetic documents"
     rows = []
     for masking in ("dynamic", "static"):
-        cfg = default_cfg(*source, f"masking={masking}", *(["masking.dupe_factor=2"] if masking == "static" else []))
-        plan = check(cfg)
+        cfg = default_cfg(*source, f"masking={masking}", "masking.dupe_factor=2")
         data, seconds = timed(lambda: prepare(cfg, Path(tempfile.mkdtemp())))
-        tokens = data.stats["train_tokens"]
-        rows.append((f"prepare ({masking}: corpus, tokenizer, instances, masks)", tokens / seconds))
-        pad = data.tokenizer.pad_token_id
+        spend = budget(cfg, data)
+        rows.append((f"prepare ({masking}: corpus, tokenizer, instances, masks)", data.stats["train_tokens"] / seconds))
         for workers in (0, 1):
-            fed, seconds = timed(lambda: feed_tokens(data.train, partial(collate, pad_id=pad), plan.micro_batch, workers))
+            fed, seconds = timed(lambda: feed_tokens(data, spend, workers))
             rows.append((f"mask + collate, {masking}, {workers} workers", fed / seconds))
+    pad = data.tokenizer.pad_token_id
     hf = DataCollatorForLanguageModeling(data.tokenizer, mlm_probability=0.15)
-    sequences = [{"input_ids": ids[ids != pad].tolist()} for ids in data.train.instances.input_ids]
-    batches = [sequences[i:i + plan.micro_batch] for i in range(0, len(sequences), plan.micro_batch)]
+    ids = data.train.instances(0).input_ids
+    sequences = [{"input_ids": row[row != pad].tolist()} for row in ids]
+    batches = [sequences[i:i + spend.plan.micro_batch] for i in range(0, len(sequences), spend.plan.micro_batch)]
     fed, seconds = timed(lambda: sum(int(hf(b)["attention_mask"].sum()) for b in batches))
     rows.append(("reference: HF DataCollatorForLanguageModeling, 0 workers", fed / seconds))
 
-    train_batches = [b for _, b in zip(range(40), DataLoader(
-        data.train, batch_size=plan.micro_batch, sampler=EpochSampler(len(data.train), 0),
-        collate_fn=partial(collate, pad_id=pad)))]
-    seconds = plain_loop(module_for(cfg, plan, data.tokenizer), train_batches)
-    consumed = sum(int(b["attention_mask"].sum()) for b in train_batches) / seconds
-    print(f"corpus: {label}; model {cfg.model.name}, seq_len {cfg.seq_len}, micro-batch {plan.micro_batch}, "
+    steps = train_steps(data, spend, 20)
+    seconds = plain_loop(module_for(cfg, spend, data.tokenizer), steps)
+    consumed = sum(mb["real_tokens"] for step in steps for mb in step) / seconds
+    print(f"corpus: {label}; model {cfg.model.name}, seq_len {cfg.seq_len}, micro-batch {spend.plan.micro_batch}, "
           f"{torch.get_num_threads()} threads")
     print(f"{'training consumes':62s} {consumed:12.0f} tokens/s")
     for name, rate in rows:

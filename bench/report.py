@@ -31,9 +31,10 @@ def write_runs(root: Path, count: int) -> None:
         batch = {"bsz256": 32, "bsz2k": 256, "bsz8k": 1024}[schedule]
         results = {"schema_version": SCHEMA_VERSION, "cell_id": f"c{i}", "name": f"cell{i}-s{seed}", "status": "ok",
                    "factors": factors, "config": {"seq_len": 64}, "data": {"train_tokens": int(1e6 * (size or 1))},
-                   "plan": {"global_batch": batch, "steps": 2 ** 20 // 64 // batch, "peak_lr": 1e-3, "warmup_steps": 1},
+                   "plan": {"batch": batch, "sequences": batch, "steps": 2 ** 20 // 64 // batch, "peak_lr": 1e-3, "warmup_steps": 1},
                    "tokens_seen": 2 ** 20, "metrics": {"val/perplexity": rng.uniform(10, 20)},
-                   "glue": {"protocol": {"name": "cpu", "version": 1}, "tasks": tasks},
+                   "glue": {"fp": {"recipe": {"source": "synthetic", "protocol": {"name": "cpu", "version": 1},
+                                           "seeds": [1, 2, 3], "train_limit": None}, "tasks": tasks}},
                    "curve": [[s, 8 - s / 100] for s in range(20, 520, 20)]}
         (root / f"c{i}").mkdir(parents=True)
         (root / f"c{i}" / "results.json").write_text(json.dumps(results))

@@ -1,29 +1,35 @@
 """BERT pretraining as a LightningModule. The objective is the one seam: BertForMaskedLM (MLM) or
-BertForPreTraining (MLM + NSP) over the same encoder, so exported weights load in either class."""
+BertForPreTraining (MLM + NSP) over the same encoder, so exported weights load in either class.
 
+Optimization is manual because a step is one whole global batch: the loader yields a rank's share of it as
+micro-batches, and the loss is the sum over every masked token divided by the global batch's masked-token
+count (fairseq's normalisation by sample size), so the micro-batch size cannot change a gradient.
+"""
+
+import math
+from contextlib import nullcontext
+
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.strategies import ParallelStrategy
 from torchmetrics import MeanMetric
 from transformers import BertConfig, BertForMaskedLM, BertForPreTraining, get_linear_schedule_with_warmup
 
-from ablations.data.masking import IGNORE
-
 
 def pretraining_losses(model, batch: dict, nsp: bool) -> dict:
-    """MLM (and NSP) losses. The vocabulary projection runs on masked positions only: the same loss as
-    HF's full-sequence head at about a seventh of its cost."""
+    """Summed MLM (and NSP) losses of a micro-batch. The vocabulary projection runs on the masked positions only
+    (gathered by index, no device sync): the same loss as HF's full-sequence head at a seventh of its cost."""
     encoded = model.bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                          token_type_ids=batch["token_type_ids"])
-    masked = batch["labels"] != IGNORE
-    logits = model.cls.predictions(encoded.last_hidden_state[masked])
-    losses = {"mlm_loss": F.cross_entropy(logits.float(), batch["labels"][masked]),
-              "masked_tokens": masked.sum()}
+    hidden = encoded.last_hidden_state
+    logits = model.cls.predictions(hidden.reshape(-1, hidden.size(-1)).index_select(0, batch["masked_positions"]))
+    losses = {"mlm_sum": F.cross_entropy(logits.float(), batch["masked_labels"], reduction="sum")}
     if nsp:
         nsp_logits = model.cls.seq_relationship(encoded.pooler_output).float()
-        losses["nsp_loss"] = F.cross_entropy(nsp_logits, batch["next_sentence_label"])
-        losses["nsp_accuracy"] = (nsp_logits.argmax(-1) == batch["next_sentence_label"]).float().mean()
-    losses["loss"] = losses["mlm_loss"] + losses.get("nsp_loss", 0)
+        losses["nsp_sum"] = F.cross_entropy(nsp_logits, batch["next_sentence_label"], reduction="sum")
+        losses["nsp_correct"] = (nsp_logits.argmax(-1) == batch["next_sentence_label"]).sum()
     return losses
 
 
@@ -45,39 +51,90 @@ def adamw(named_parameters, lr: float, weight_decay: float, betas=(0.9, 0.98), e
 
 
 class PretrainModule(pl.LightningModule):
-    def __init__(self, model: dict, vocab_size: int, pad_id: int, nsp: bool, optimizer: dict,
-                 steps: int, warmup_steps: int):
+    def __init__(self, model: dict, vocab_size: int, pad_id: int, nsp: bool, optimizer: dict, steps: int,
+                 warmup_steps: int, sequences: int, clip_grad_norm: float | None = None):
         super().__init__()
         self.save_hyperparameters()  # plain containers only: checkpoints load with weights_only=True
+        self.automatic_optimization = False
         self.model = build_model(model, vocab_size, pad_id, nsp)
         self.val_loss = MeanMetric()
-        self.tokens_seen = 0
+        self.tokens_seen = 0     # real tokens fed to this rank
+        self.sequences_seen = 0  # sequences fed to this rank
         self.curve: list[tuple[int, float]] = []  # (step, training loss) at logging steps, for the report's plots
         self.diverged = False
+        # since the last logging step, on the device (reading them back would sync every step): MLM and NSP loss sums,
+        # correct NSP predictions
+        self.register_buffer("_sums", torch.zeros(3, dtype=torch.float64), persistent=False)
+        self._counts = np.zeros(2, dtype=np.int64)  # and masked tokens, sequences (counted on the host: no sync)
         self._rng = None  # a resumed run's RNG state, until its first batch
 
-    def training_step(self, batch, batch_idx):
-        losses = pretraining_losses(self.model, batch, self.hparams.nsp)
-        if not torch.isfinite(losses["loss"]):
-            self.diverged = True
-            self.trainer.should_stop = True
-        self.tokens_seen += int(batch["attention_mask"].sum()) * self.trainer.world_size
+    def training_step(self, micro_batches: list[dict], batch_idx):
+        optimizer, schedule = self.optimizers(), self.lr_schedulers()
+        world = self.trainer.world_size
+        masked = self._global_sum(sum(mb["masked_tokens"] for mb in micro_batches))
+        for i, batch in enumerate(micro_batches):
+            with self._no_sync() if i < len(micro_batches) - 1 else nullcontext():
+                losses = pretraining_losses(self.model, batch, self.hparams.nsp)
+                loss = losses["mlm_sum"] / masked + losses.get("nsp_sum", 0) / self.hparams.sequences
+                self.manual_backward(loss * world)  # DDP averages gradients over ranks; the sums are global
+            zero = losses["mlm_sum"].new_zeros(())
+            self._sums += torch.stack([losses["mlm_sum"].detach(), losses.get("nsp_sum", zero).detach(),
+                                       losses.get("nsp_correct", zero).float()])
+            self._counts += [batch["masked_tokens"], batch["sequences"]]
+        if self.hparams.clip_grad_norm:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.clip_grad_norm, gradient_clip_algorithm="norm")
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        schedule.step()
+        self.tokens_seen += sum(mb["real_tokens"] for mb in micro_batches)
+        self.sequences_seen += sum(mb["sequences"] for mb in micro_batches)
         if self._logging_step():
-            self.curve.append((self.trainer.global_step + 1, float(losses["loss"])))
-            self.log_dict({**{f"train/{k}": v.detach() for k, v in losses.items() if k != "masked_tokens"},
-                           "train/tokens_seen": float(self.tokens_seen),
-                           "train/lr": self.lr_schedulers().get_last_lr()[0]})
-        return losses["loss"]
+            self._log_training()
+
+    def _global_sum(self, value):
+        """A count or a tensor of sums, summed over ranks (one small all-reduce under DDP, none on one device)."""
+        if self.trainer.world_size == 1:
+            return value
+        return self.trainer.strategy.reduce(torch.as_tensor(value, device=self.device, dtype=torch.float64),
+                                            reduce_op="sum")
+
+    def _no_sync(self):
+        """No gradient all-reduce on a step's micro-batches but its last."""
+        strategy = self.trainer.strategy
+        return strategy.block_backward_sync() if isinstance(strategy, ParallelStrategy) else nullcontext()
 
     def _logging_step(self) -> bool:
-        """The trainer's own cadence (every log_every_n_steps, the last step, a stop): values it would not
-        write are not logged, since self.log costs about 2% of a tiny model's step."""
-        step = self.trainer.global_step + 1
-        return step % self.trainer.log_every_n_steps == 0 or step >= self.trainer.max_steps or self.trainer.should_stop
+        """The trainer's own cadence (every log_every_n_steps, and the last step): the only steps that read the
+        loss back from the device."""
+        step = self.trainer.global_step
+        return step % self.trainer.log_every_n_steps == 0 or step >= self.trainer.max_steps
+
+    def _log_training(self):
+        """Losses since the last logging step, summed over ranks; a non-finite loss on any rank stops every rank."""
+        mlm_sum, nsp_sum, correct, masked, sequences = self._global_sum(
+            torch.cat([self._sums, self._sums.new_tensor(self._counts)])).tolist()
+        self._sums.zero_()
+        self._counts = np.zeros(2, dtype=np.int64)
+        values = {"train/mlm_loss": mlm_sum / masked}
+        if self.hparams.nsp:
+            values.update({"train/nsp_loss": nsp_sum / sequences, "train/nsp_accuracy": correct / sequences})
+        values["train/loss"] = values["train/mlm_loss"] + values.get("train/nsp_loss", 0.0)
+        diverged = not math.isfinite(values["train/loss"])
+        if self.trainer.world_size > 1:
+            diverged = self.trainer.strategy.reduce_boolean_decision(diverged, all=False)
+        if diverged:
+            self.diverged = self.trainer.should_stop = True
+        self.curve.append((self.trainer.global_step, values["train/loss"]))
+        self.log_dict({**values, "train/tokens_seen": float(self.global_tokens_seen()),
+                       "train/lr": self.lr_schedulers().get_last_lr()[0]})
+
+    def global_tokens_seen(self) -> int:
+        """Real tokens fed to every rank."""
+        return int(self._global_sum(self.tokens_seen))
 
     def validation_step(self, batch, batch_idx):
         losses = pretraining_losses(self.model, batch, nsp=False)
-        self.val_loss.update(losses["mlm_loss"], weight=losses["masked_tokens"])
+        self.val_loss.update(losses["mlm_sum"] / batch["masked_tokens"], weight=batch["masked_tokens"])
 
     def on_validation_epoch_end(self):
         loss = self.val_loss.compute()
@@ -92,11 +149,14 @@ class PretrainModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint):
         """With the RNG state (dropout), a resumed cell continues exactly as an uninterrupted one."""
-        checkpoint.update(tokens_seen=self.tokens_seen, curve=self.curve, torch_rng=torch.get_rng_state())
+        checkpoint.update(tokens_seen=self.tokens_seen, sequences_seen=self.sequences_seen, curve=self.curve,
+                          loss_sums=self._sums.cpu(), loss_counts=self._counts.tolist(), torch_rng=torch.get_rng_state())
 
     def on_load_checkpoint(self, checkpoint):
-        self.tokens_seen = checkpoint["tokens_seen"]
+        self.tokens_seen, self.sequences_seen = checkpoint["tokens_seen"], checkpoint["sequences_seen"]
         self.curve = checkpoint["curve"]
+        self._sums.copy_(checkpoint["loss_sums"])
+        self._counts = np.array(checkpoint["loss_counts"], dtype=np.int64)
         self._rng = checkpoint["torch_rng"]
 
     def on_train_batch_start(self, batch, batch_idx):

@@ -4,7 +4,7 @@ that names the key and what is allowed."""
 import pytest
 
 from ablations.cell import Cell
-from ablations.config import ConfigError, check
+from ablations.config import ConfigError, check, plan
 from conftest import make_cfg
 
 GROUPS = {
@@ -28,22 +28,27 @@ def test_objective_picks_its_input_format_and_the_user_can_override_it():
     assert make_cfg("objective=mlm_nsp", "input_format=sentence_pair").input_format.name == "sentence_pair"
 
 
-def test_schedule_presets_train_on_the_same_token_budget():
+def test_schedule_presets_train_on_the_same_real_token_budget():
     budgets = {}
     for preset, batch, lr in [("bsz256", 256, 1e-4), ("bsz2k", 2048, 7e-4), ("bsz8k", 8192, 1e-3)]:
         cfg = make_cfg(f"schedule={preset}")
-        plan = check(cfg)
-        assert plan.global_batch == batch * cfg.schedule.batch_scale
-        assert plan.peak_lr == pytest.approx(lr * cfg.schedule.lr_scale)
-        budgets[preset] = plan.steps * plan.global_batch * cfg.seq_len
-    assert len(set(budgets.values())) == 1 and budgets["bsz256"] == make_cfg().schedule.total_tokens
+        p = plan(cfg, tokens_per_sequence=50.0)
+        assert p.batch == batch * cfg.schedule.batch_scale and p.batch_tokens == p.batch * cfg.seq_len
+        assert p.peak_lr == pytest.approx(lr * cfg.schedule.lr_scale)
+        budgets[preset] = p.steps * p.sequences * 50.0
+    assert all(abs(b / make_cfg().schedule.total_tokens - 1) < 0.01 for b in budgets.values())
 
 
-def test_batch_scale_keeps_the_ratios_and_micro_batches_accumulate():
-    plans = [check(make_cfg(f"schedule={s}", "schedule.batch_scale=0.25", "trainer.micro_batch_size=16"))
-             for s in ("bsz256", "bsz2k", "bsz8k")]
-    assert [p.global_batch for p in plans] == [64, 512, 2048]
-    assert [p.accumulate for p in plans] == [4, 32, 128]
+def test_short_sequences_take_more_of_them_per_step():
+    cfg = make_cfg()
+    full, short = plan(cfg, tokens_per_sequence=60.0), plan(cfg, tokens_per_sequence=20.0)
+    assert short.sequences == pytest.approx(3 * full.sequences, abs=1)
+    assert short.batch_tokens == full.batch_tokens and short.steps == pytest.approx(full.steps, abs=1)
+
+
+def test_batch_scale_keeps_the_ratios():
+    plans = [plan(make_cfg(f"schedule={s}", "schedule.batch_scale=0.25"), 64.0) for s in ("bsz256", "bsz2k", "bsz8k")]
+    assert [p.batch for p in plans] == [64, 512, 2048] and [p.sequences for p in plans] == [64, 512, 2048]
 
 
 def test_cell_id_ignores_implementation_settings_but_not_science():
@@ -62,7 +67,8 @@ def test_cell_id_ignores_implementation_settings_but_not_science():
     (["schedule.total_tokens=0"], "schedule.total_tokens=0"),
     (["schedule.total_tokens=100"], "less than one batch"),
     (["schedule.batch_scale=0.001"], "schedule.batch_scale=0.001"),
-    (["trainer.micro_batch_size=24"], "not a multiple of trainer.micro_batch_size"),
+    (["trainer.micro_batch_size=0"], "trainer.micro_batch_size=0"),
+    (["schedule.clip_grad_norm=0"], "schedule.clip_grad_norm=0"),
     (["objective=mlm_nsp", "input_format=full_sentences"], "needs sentence pairs"),
     (["objective=mlm_nsp", "input_format=doc_sentences"], "needs sentence pairs"),
     (["data.size=0"], "data.size=0"),
@@ -75,11 +81,11 @@ def test_bad_input_is_refused_with_the_key(overrides, message):
         check(make_cfg(*overrides))
 
 
-def test_static_masking_that_cannot_differ_from_dynamic_is_flagged():
-    from ablations.runner import _fairness_warnings
+def test_static_masking_that_barely_differs_from_dynamic_and_oversized_batches_are_flagged():
+    from ablations.budget import fairness_warnings
 
     static = make_cfg("masking=static")
-    assert _fairness_warnings(static, epochs=static.masking.dupe_factor) != []
-    assert "cannot differ from dynamic" in _fairness_warnings(static, epochs=3)[0]
-    assert _fairness_warnings(static, epochs=static.masking.dupe_factor + 1) == []
-    assert _fairness_warnings(make_cfg("masking=dynamic"), epochs=1) == []
+    p = plan(static, 60.0)
+    assert "fewer than 2 times" in fairness_warnings(static, p, epochs=15, copy_feeds=1.5, epoch_sequences=500)[0]
+    assert fairness_warnings(static, p, epochs=25, copy_feeds=2.5, epoch_sequences=500) == []
+    assert "larger than an epoch" in fairness_warnings(static, p, epochs=25, copy_feeds=2.5, epoch_sequences=10)[0]

@@ -60,7 +60,7 @@ def test_prepared_data_shares_tokenizer_and_eval_set_across_arms(tmp_path):
 def test_held_out_documents_are_not_trained_on(tmp_path):
     cfg = make_cfg("data.sources.synthetic.num_documents=100", "data.valid_fraction=0.1", "input_format=doc_sentences")
     p = prepare(cfg, tmp_path)
-    train_rows = {tuple(r[r != p.tokenizer.pad_token_id]) for r in p.train.instances.input_ids}
+    train_rows = {tuple(r[r != p.tokenizer.pad_token_id]) for r in p.train.instances(0).input_ids}
     eval_rows = {tuple(r[r != p.tokenizer.pad_token_id]) for r in p.eval.instances.input_ids}
     assert not train_rows & eval_rows
     assert p.stats["train_documents"] == 90
@@ -124,7 +124,7 @@ def test_synthetic_nsp_pairs_carry_a_learnable_signal(tmp_path):
     """Is-next pairs share their document's cast and props; random pairs mostly do not. A one-feature
     rule (word overlap of the two segments above the median) already beats chance by a wide margin."""
     p = prepare(make_cfg("objective=mlm_nsp", "data.sources.synthetic.num_documents=300"), tmp_path)
-    inst = p.train.instances
+    inst = p.train.instances(0)
     overlap = []
     for ids, types in zip(inst.input_ids, inst.token_type_ids):
         body = ids >= 5

@@ -25,45 +25,53 @@ def recompute(path, metric):
     return RECOMPUTE[metric]([cast(r["label"]) for r in rows], [cast(float(r["prediction"])) for r in rows])
 
 
-def check_against_predictions(cell_dir, results):
+def check_against_predictions(cell_dir, entry):
     """Every per-seed number equals sklearn/scipy on the saved predictions; the headline is their median."""
-    for task, entry in results["glue"]["tasks"].items():
+    for task, result in entry["tasks"].items():
         for key in [k for k in METRICS if k == task or (task == "mnli" and k == "mnli_mm")]:
             for metric in METRICS[key]:
                 per_seed = []
-                for seed, run in entry["seeds"].items():
-                    value = recompute(cell_dir / "predictions" / f"{key}-seed{seed}.tsv", metric)
+                for seed, run in result["seeds"].items():
+                    value = recompute(cell_dir / "predictions" / entry["fingerprint"] / f"{key}-seed{seed}.tsv", metric)
                     assert run["metrics"][f"{key}/{metric}"] == pytest.approx(value, abs=1e-9)
                     per_seed.append(value)
-                assert results["metrics"][f"glue/{key}/{metric}"] == pytest.approx(statistics.median(per_seed))
+                assert entry["metrics"][f"glue/{key}/{metric}"] == pytest.approx(statistics.median(per_seed))
+
+
+def only_entry(results):
+    [entry] = results["glue"].values()
+    return entry
 
 
 def test_every_grid_cell_carries_glue_scores_its_predictions_reproduce(grid):
     root, _ = grid
     for path in root.glob("cells/*/results.json"):
         results = json.loads(path.read_text())
-        assert results["glue"]["status"] == "ok"
-        assert results["glue"]["protocol"]["name"] == "cpu" and results["glue"]["protocol"]["version"] == 1
-        assert set(results["glue"]["tasks"]) == {"sst2", "mnli", "stsb"}
-        assert all(len(t["seeds"]) == 2 for t in results["glue"]["tasks"].values())
-        scores = [results["metrics"][f"glue/{t}/score"] for t in ("sst2", "mnli", "stsb")]
-        assert results["metrics"]["glue/score"] == pytest.approx(statistics.fmean(scores))
-        check_against_predictions(path.parent, results)
+        entry = only_entry(results)
+        assert entry["status"] == "ok" and entry["checkpoint"] == results["model_dir"]
+        assert entry["recipe"]["protocol"]["name"] == "cpu" and entry["recipe"]["protocol"]["version"] == 1
+        assert set(entry["tasks"]) == {"sst2", "mnli", "stsb"}
+        assert all(len(t["seeds"]) == 2 for t in entry["tasks"].values())
+        scores = [entry["metrics"][f"glue/{t}/score"] for t in ("sst2", "mnli", "stsb")]
+        assert entry["metrics"]["glue/score"] == pytest.approx(statistics.fmean(scores))
+        check_against_predictions(path.parent, entry)
 
 
 def test_glue_numbers_reach_the_cell_run_and_each_task_seed_has_its_own_run(grid):
     root, _ = grid
     results = json.loads(next(root.glob("cells/*/results.json")).read_text())
+    entry = only_entry(results)
     summary = leet(results["wandb"]["dir"].removesuffix("/files"), "--summary")
-    assert summary["summary"]["glue/score"] == pytest.approx(results["metrics"]["glue/score"])
+    assert summary["summary"]["glue/score"] == pytest.approx(entry["metrics"]["glue/score"])
+    assert summary["summary"]["glue/fingerprint"] == entry["fingerprint"]
     runs = sorted(root.glob(f"wandb/offline-run-*-{results['cell_id']}-*"))
     assert len(runs) == 3 * 2  # tasks x seeds
     for run_dir in runs:
         run = leet(run_dir, "--summary")
         task, seed = run["config"]["glue/task"], run["config"]["glue/seed"]
-        assert run["state"] == "finished" and run["run_id"] == f"{results['cell_id']}-{task}-s{seed}"
+        assert run["state"] == "finished" and run["run_id"] == f"{results['cell_id']}-{entry['fingerprint']}-{task}-s{seed}"
         assert run["summary"][f"glue/{task}/score"] == pytest.approx(
-            results["glue"]["tasks"][task]["seeds"][str(seed)]["metrics"][f"{task}/score"])
+            entry["tasks"][task]["seeds"][str(seed)]["metrics"][f"{task}/score"])
         history = [r["history"]["item"] for r in leet(run_dir) if r.get("type") == "history"]
         assert any("train/loss" in h for h in history) and any(f"dev/{task}/score" in h for h in history)
 
@@ -80,11 +88,12 @@ def test_finetune_alone_on_a_checkpoint_folder_with_the_real_glue_files(grid, tm
     assert result.returncode == 0, result.stderr[-3000:]
     [path] = tmp_path.glob("cells/*/results.json")
     results = json.loads(path.read_text())
-    assert results["status"] == "ok" and results["glue"]["checkpoint"] == model_dir
-    assert set(results["glue"]["tasks"]) == {"rte", "mrpc", "stsb", "cola", "sst2"}
-    assert results["glue"]["protocol"]["train_limit"] == 64
-    check_against_predictions(path.parent, results)
-    with open(path.parent / "predictions" / "sst2-seed1.tsv") as f:
+    entry = only_entry(results)
+    assert results["status"] == "ok" and entry["checkpoint"] == model_dir
+    assert set(entry["tasks"]) == {"rte", "mrpc", "stsb", "cola", "sst2"}
+    assert entry["recipe"]["train_limit"] == 64
+    check_against_predictions(path.parent, entry)
+    with open(path.parent / "predictions" / entry["fingerprint"] / "sst2-seed1.tsv") as f:
         assert sum(1 for _ in f) == 872 + 1  # the whole dev set, with a header
 
 
@@ -94,18 +103,19 @@ def test_failing_and_diverging_tasks_are_recorded_while_the_others_still_run(tmp
     assert result.returncode == 0, result.stderr[-3000:]
     [path] = tmp_path.glob("cells/*/results.json")
     results = json.loads(path.read_text())
-    tasks = results["glue"]["tasks"]
+    entry = only_entry(results)
+    tasks = entry["tasks"]
     assert tasks["stsb"]["status"] == "diverged" and tasks["sst2"]["status"] == "ok"
     assert tasks["mnli"]["status"] == "failed" and "learning rate" in tasks["mnli"]["error"]
-    assert results["glue"]["status"] == "incomplete" and "glue/score" not in results["metrics"]
-    assert "glue/sst2/accuracy" in results["metrics"] and "glue/stsb/pearson" not in results["metrics"]
+    assert entry["status"] == "incomplete" and "glue/score" not in entry["metrics"]
+    assert "glue/sst2/accuracy" in entry["metrics"] and "glue/stsb/pearson" not in entry["metrics"]
 
-    # stage=finetune reruns GLUE alone on the finished cell; the new protocol's numbers replace the old
+    # stage=finetune reruns GLUE alone on the finished cell; another recipe's numbers sit beside the first's
     result = run_py(*SMALL, "stage=finetune", "glue.seeds=[3]", "glue.tasks=[sst2]", "logger=none",
                     f"paths.root={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     rerun = json.loads(path.read_text())
-    assert rerun["steps"] == results["steps"] and rerun["metrics"]["val/mlm_loss"] == results["metrics"]["val/mlm_loss"]
-    assert set(rerun["glue"]["tasks"]) == {"sst2"} and rerun["glue"]["protocol"]["seeds"] == [3]
-    assert "glue/mnli/accuracy" not in rerun["metrics"] and rerun["glue"]["status"] == "ok"
-
+    assert rerun["steps"] == results["steps"] and rerun["metrics"] == results["metrics"]
+    assert rerun["glue"][entry["fingerprint"]] == entry
+    [new] = [e for fp, e in rerun["glue"].items() if fp != entry["fingerprint"]]
+    assert set(new["tasks"]) == {"sst2"} and new["recipe"]["seeds"] == [3] and new["status"] == "ok"

@@ -24,7 +24,7 @@ def test_grid_writes_one_ok_results_json_per_cell(grid):
     assert {(r["factors"]["objective"], r["factors"]["masking"]) for r in results} == {
         ("mlm", "static"), ("mlm", "dynamic"), ("mlm_nsp", "static"), ("mlm_nsp", "dynamic")}
     for r in results:
-        assert r["steps"] == 64 and r["tokens_seen"] > 0
+        assert abs(r["tokens_seen"] / 131072 - 1) < 0.02 and r["sequences_seen"] == r["steps"] * r["plan"]["sequences"]
         assert set(r["versions"]) >= {"torch", "transformers", "pytorch-lightning", "wandb"} and "git_sha" in r
         assert r["metrics"]["val/perplexity"] == pytest.approx(2.718281828 ** r["metrics"]["val/mlm_loss"], rel=1e-4)
         assert ("train/nsp_loss" in r["metrics"]) == (r["factors"]["objective"] == "mlm_nsp")
@@ -93,7 +93,7 @@ def test_a_failing_cell_records_failed_and_closes_its_wandb_run(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["objective=bogus"], "Could not find 'objective/bogus'"),
     (["masking.mlm_probability=2"], "masking.mlm_probability=2"),
-    (["data.sources.synthetic.num_documents=4"], "cannot fill one global batch"),
+    (["data.sources.synthetic.num_documents=1"], "need at least 2"),
     (["data=text_files", "data.sources.text_files.path=/nonexistent"], "no such folder"),
     (["glue.tasks=[sst2,mnlii]"], "unknown task 'mnlii'"),
     (["glue=tsv", "glue.data_dir=/nonexistent", "glue.tasks=[rte]"], "missing file /nonexistent/RTE/train.tsv"),
@@ -137,7 +137,7 @@ def test_a_killed_cell_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_
     assert "resuming from" in rerun.stderr + rerun.stdout
     [resumed] = [json.loads(p.read_text()) for p in root.glob("cells/*/results.json")]
     reference = json.loads((grid[0] / "cells" / resumed["cell_id"] / "results.json").read_text())
-    assert resumed["status"] == "ok" and resumed["steps"] == reference["steps"] == 64
+    assert resumed["status"] == "ok" and resumed["steps"] == reference["steps"]
     assert resumed["curve"][0][0] < 15 + 8  # the curve kept the steps trained before the kill
     assert resumed["tokens_seen"] == reference["tokens_seen"]
     assert resumed["mask_fingerprints"] == reference["mask_fingerprints"]

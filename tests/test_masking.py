@@ -1,5 +1,6 @@
 """Masking invariants (DESIGN.md): rate and 80/10/10 shares, special tokens untouched, static masks repeat
-with period dupe_factor, dynamic ones never, both reproducible from the seed, with any number of workers."""
+with period dupe_factor, dynamic ones never, both reproducible from the seed, with any number of workers; and
+the global batches they are fed in: whole, across epochs, resumable, shared by ranks."""
 
 from functools import partial
 
@@ -7,8 +8,11 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
+from ablations.data import masking
 from ablations.data.formats import to_arrays
-from ablations.data.masking import IGNORE, EpochSampler, MaskedDataset, Masker, collate, mask_all
+from ablations.data.masking import IGNORE, GlobalBatches, Masker, collate_step, mask_all
+from ablations.data.pipeline import prepare
+from conftest import make_cfg
 
 NUM_SPECIAL, VOCAB, MASK_ID, PAD, CLS, SEP, SEQ_LEN = 5, 1000, 4, 0, 2, 3, 64
 MASKER = Masker(0.15, 0.8, 0.1, mask_id=MASK_ID, num_special=NUM_SPECIAL, vocab_size=VOCAB)
@@ -51,66 +55,93 @@ def test_special_tokens_and_padding_never_masked():
     assert (inputs[special] == data.input_ids[special]).all()
 
 
-def feed(dataset, epochs, workers):
-    """The (inputs, labels) a DataLoader actually feeds, by (epoch, index); they equal dataset.masked."""
-    sampler = EpochSampler(len(dataset), seed=0)
-    loader = DataLoader(dataset, batch_size=16, sampler=sampler, num_workers=workers,
-                        persistent_workers=workers > 0, collate_fn=partial(collate, pad_id=PAD))
+def feed(prepared, epochs, workers, sequences=16, micro_batch=5):
+    """The (inputs, labels) the training loader actually feeds, by (epoch, index), read from its micro-batches."""
+    dataset, pad = prepared.train, prepared.tokenizer.pad_token_id
+    total = sum(dataset.size(e) for e in range(epochs))
+    batches = GlobalBatches(dataset.size, sequences, -(-total // sequences), seed=0)
+    seq_len = dataset.instances(0).input_ids.shape[1]
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers,
+                        collate_fn=partial(collate_step, pad_id=pad, micro_batch=micro_batch))
     fed = {}
-    for epoch in range(epochs):
-        sampler.set_epoch(epoch)  # what Lightning does before every epoch
-        for batch in loader:
-            width = batch["labels"].shape[1]
-            for row, index in enumerate(batch["index"].tolist()):
-                fed[epoch, index] = (batch["input_ids"][row].tolist() + [PAD] * (SEQ_LEN - width),
-                                     batch["labels"][row].tolist() + [IGNORE] * (SEQ_LEN - width))
-                assert tuple(map(np.ndarray.tolist, dataset.masked(epoch, index))) == fed[epoch, index]
+    for step in loader:
+        for batch in step:
+            width = batch["input_ids"].shape[1]
+            labels = np.full(batch["input_ids"].shape, IGNORE)
+            labels.reshape(-1)[batch["masked_positions"].numpy()] = batch["masked_labels"].numpy()
+            for row, key in enumerate(batch["keys"]):
+                fed[key] = (batch["input_ids"][row].tolist() + [pad] * (seq_len - width),
+                            labels[row].tolist() + [IGNORE] * (seq_len - width))
     return fed
 
 
-def static_dataset(data, dupe_factor, seed=0):
-    copies = [mask_all(data, MASKER, seed, k) for k in range(dupe_factor)]
-    return MaskedDataset(data, MASKER, seed, tuple(np.stack(x) for x in zip(*copies)))
+def pipeline_data(tmp_path, masking, **extra):
+    """Training data built by the pipeline itself (synthetic corpus), as a cell gets it."""
+    overrides = [f"masking={masking}", "data.sources.synthetic.num_documents=40", "seq_len=32",
+                 *(f"{k}={v}" for k, v in extra.items())]
+    return prepare(make_cfg(*overrides), tmp_path)
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_static_masks_repeat_with_period_dupe_factor(workers):
-    data = instances(64)
-    fed = feed(static_dataset(data, dupe_factor=3), epochs=7, workers=workers)
-    for index in range(len(data)):
+def test_static_masks_repeat_with_period_dupe_factor(tmp_path, workers):
+    data = pipeline_data(tmp_path, "static", **{"masking.dupe_factor": 3})
+    fed = feed(data, epochs=7, workers=workers)
+    for index in range(data.train.size(0)):
         masks = [fed[e, index] for e in range(7)]
         assert masks[0] == masks[3] == masks[6] and masks[1] == masks[4] and masks[2] == masks[5]
         assert len({str(masks[0]), str(masks[1]), str(masks[2])}) == 3
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_dynamic_masks_never_repeat(workers):
-    data = instances(64, min_length=50)  # long enough that a chance repeat (< 1e-7) cannot flake
-    fed = feed(MaskedDataset(data, MASKER, seed=0), epochs=6, workers=workers)
-    for index in range(len(data)):
+def test_dynamic_masks_never_repeat(tmp_path, workers):
+    data = pipeline_data(tmp_path, "dynamic")
+    fed = feed(data, epochs=6, workers=workers)
+    long = [i for i in range(data.train.size(0)) if data.train.instances(0).lengths[i] > 20]  # a chance repeat cannot flake
+    assert len(long) > 20
+    for index in long:
         assert len({str(fed[e, index]) for e in range(6)}) == 6
 
 
-def test_masks_reproducible_from_seed_and_independent_of_workers():
-    data = instances(64)
-    assert feed(MaskedDataset(data, MASKER, seed=0), 2, workers=0) == feed(MaskedDataset(data, MASKER, seed=0), 2, 2)
-    assert feed(MaskedDataset(data, MASKER, seed=0), 2, 0) != feed(MaskedDataset(data, MASKER, seed=1), 2, 0)
+def test_fed_masks_are_the_datasets_and_reproducible_from_seed_whatever_the_workers(tmp_path):
+    data = pipeline_data(tmp_path, "dynamic")
+    fed = feed(data, 2, workers=0)
+    assert fed == feed(data, 2, workers=2)
+    for (epoch, index), (inputs, labels) in fed.items():
+        expected = data.train.masked(epoch, index)
+        assert inputs == expected[0].tolist() and labels == expected[1].tolist()
+    assert fed != feed(pipeline_data(tmp_path, "dynamic", seed=1), 2, workers=0)
 
 
-def test_static_copy_k_is_dynamic_epoch_k():
-    """The arms see the same masks for the first dupe_factor epochs; they differ only in repeating them."""
-    data = instances(32)
-    static, dynamic = static_dataset(data, 2), MaskedDataset(data, MASKER, seed=0)
-    for index in range(len(data)):
-        for epoch in (0, 1):
-            assert all((s == d).all() for s, d in zip(static.masked(epoch, index), dynamic.masked(epoch, index)))
-        assert not (static.masked(2, index)[1] == dynamic.masked(2, index)[1]).all()
+def test_global_batches_are_whole_and_cross_epochs_without_dropping_a_sequence():
+    sizes = {0: 10, 1: 7}
+    batches = GlobalBatches(lambda e: sizes[e % 2], sequences=4, steps=17, seed=0)
+    steps = list(batches)
+    assert len(steps) == 17 and all(len(step) == 4 for step in steps)  # every step one whole global batch
+    stream = [key for step in steps for key in step]
+    epochs = {}
+    for epoch, index in stream:
+        epochs.setdefault(epoch, []).append(index)
+    for epoch, indices in list(epochs.items())[:-1]:  # every finished epoch is a permutation of its copy
+        assert sorted(indices) == list(range(sizes[epoch % 2]))
+    assert batches.epochs(17) == 8 and batches.epochs(5) == pytest.approx(2.3)  # 20 = 10 + 7 + 3 of 10
+    big = GlobalBatches(lambda e: 3, sequences=8, steps=2, seed=0)
+    first = next(iter(big))
+    assert len(first) == 8 and {e for e, _ in first} == {0, 1, 2}  # a batch larger than the data spans epochs
 
 
-def test_sampler_shards_ranks_without_overlap(monkeypatch):
-    sampler = EpochSampler(10, seed=0)
+def test_a_resumed_sampler_feeds_the_rest_of_the_same_stream():
+    batches = GlobalBatches(lambda e: 11, sequences=4, steps=12, seed=3)
+    whole = list(batches)
+    batches.start_step = 5
+    assert list(batches) == whole[5:]
+
+
+def test_ranks_share_each_global_batch_without_overlap(monkeypatch):
+    batches = GlobalBatches(lambda e: 10, sequences=6, steps=4, seed=0)
+    whole = list(batches)
     shards = []
     for rank in (0, 1):
-        monkeypatch.setattr(EpochSampler, "_shard", lambda self, r=rank: (r, 2))
-        shards.append([index for _, index in sampler])
-    assert len(shards[0]) == len(shards[1]) == 5 and not set(shards[0]) & set(shards[1])
+        monkeypatch.setattr(masking, "_shard", lambda r=rank: (r, 2))
+        shards.append(list(batches))
+    for step, (a, b) in enumerate(zip(*shards)):
+        assert len(a) == len(b) == 3 and sorted(a + b) == sorted(whole[step])

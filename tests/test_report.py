@@ -16,6 +16,7 @@ from ablations.report.tables import paper_value
 SEEDS = [1, 2, 3, 4, 5]
 SHARED = [0.0, 0.01, -0.01, 0.02, -0.02]       # per fine-tuning seed, the same in every arm: pairing removes it
 DYNAMIC_NOISE = [0.003, -0.003, 0.002, -0.002, 0.0]  # only in dynamic arms, mean 0: no real masking effect on SST-2
+RECIPE = {"source": "synthetic", "protocol": {"name": "cpu", "version": 1}, "seeds": SEEDS, "train_limit": None}
 
 
 def results(objective, masking, schedule="bsz256", seed=0, status="ok"):
@@ -30,7 +31,7 @@ def results(objective, masking, schedule="bsz256", seed=0, status="ok"):
         mnli = 0.70 + 0.01 * dynamic + SHARED[k]
         seeds[str(seed_k)] = {"metrics": {"sst2/accuracy": sst2, "sst2/score": sst2, "mnli/accuracy": mnli,
                                           "mnli_mm/accuracy": mnli - 0.01, "mnli/score": mnli - 0.005}}
-    glue = {"protocol": {"name": "cpu", "version": 1},
+    glue = {"recipe": RECIPE,
             "tasks": {"sst2": {"status": "ok", "seeds": {s: {"metrics": {k: v for k, v in m["metrics"].items()
                                                                          if k.startswith("sst2")}}
                                                          for s, m in seeds.items()}},
@@ -40,10 +41,10 @@ def results(objective, masking, schedule="bsz256", seed=0, status="ok"):
     batch = {"bsz256": 32, "bsz8k": 1024}[schedule]
     return {"schema_version": SCHEMA_VERSION, "cell_id": cell_id, "name": f"{objective}-{masking}-{schedule}-s{seed}",
             "status": status, "factors": factors, "config": {"seq_len": 64},
-            "plan": {"global_batch": batch, "steps": 2 ** 20 // 64 // batch, "peak_lr": 1e-3, "warmup_steps": 5},
+            "plan": {"batch": batch, "sequences": batch, "steps": 2 ** 20 // 64 // batch, "peak_lr": 1e-3, "warmup_steps": 5},
             "data": {"train_tokens": 100_000}, "tokens_seen": 2 ** 20,
             "metrics": {} if status != "ok" else {"val/perplexity": 11.0 - 1.0 * mlm - 0.5 * dynamic},
-            "glue": glue if status == "ok" else None, "curve": [[10, 5.0], [20, 4.0]]}
+            "glue": {"fp1": glue} if status == "ok" else None, "curve": [[10, 5.0], [20, 4.0]]}
 
 
 @pytest.fixture
@@ -116,16 +117,16 @@ def test_failed_missing_and_malformed_runs_appear_as_such(runs_dir, tmp_path):
     assert r"\toprule" in (tmp_path / "report" / "report.tex").read_text()
 
 
-def test_runs_under_another_protocol_are_not_mixed(runs_dir, tmp_path):
+def test_runs_under_another_glue_fingerprint_are_not_mixed(runs_dir, tmp_path):
     path = next(runs_dir.glob("cells/mlm-dynamic-full_sentences-bsz8k*/results.json"))
     cell = json.loads(path.read_text())
-    cell["glue"]["protocol"]["version"] = 2
+    cell["glue"] = {"fp2": cell["glue"]["fp1"]}
     path.write_text(json.dumps(cell))
     build(str(runs_dir), tmp_path / "report")
     text = (tmp_path / "report" / "report.md").read_text()
-    assert "runs under other protocols left out of GLUE columns: cpu v2 (1 runs)" in text
+    assert "GLUE fingerprint fp1 (4 runs)" in text and "left out of GLUE columns (--glue picks one): fp2 (1 runs)" in text
     batch = row(read_csv(tmp_path / "report" / "tables" / "ablation_summary.csv"), "larger batch", "SST-2 acc (dev)")
-    assert batch["delta"] == ""  # the only bsz8k arm was fine-tuned under the other protocol
+    assert batch["delta"] == ""  # the only bsz8k arm was fine-tuned under the other fingerprint
 
 
 def test_bad_sources_give_a_short_clear_error(tmp_path):
@@ -135,7 +136,7 @@ def test_bad_sources_give_a_short_clear_error(tmp_path):
         build(str(tmp_path), tmp_path / "out")
     (tmp_path / "cell").mkdir()
     (tmp_path / "cell" / "results.json").write_text(json.dumps({**results("mlm", "static"), "schema_version": 99}))
-    with pytest.raises(ConfigError, match="schema_version 99; this report reads version 1"):
+    with pytest.raises(ConfigError, match=f"schema_version 99; this report reads version {SCHEMA_VERSION}"):
         build(str(tmp_path), tmp_path / "out")
     with pytest.raises(ConfigError, match="no offline W&B runs"):
         build(f"wandb-offline:{tmp_path}", tmp_path / "out")

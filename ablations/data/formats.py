@@ -5,7 +5,8 @@ Each builder returns rows of (segment A, segment B or None, is_next or -1, first
 is kept so the tests can check which formats cross document boundaries.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -21,17 +22,20 @@ class Instances:
     token_type_ids: np.ndarray  # [N, seq_len] int8
     next_sentence_label: np.ndarray  # [N] int8: 0 is next, 1 random, -1 no pair
     doc_span: np.ndarray  # [N, 2] int32: first and last document (A's and B's document for pairs)
+    lengths: np.ndarray  # [N] int32: real (non-padding) tokens, what budgets and batches count
 
     def __len__(self):
         return len(self.input_ids)
 
-    def save(self, path):
-        np.savez(path, **vars(self))
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True)
+        for name, array in vars(self).items():
+            np.save(folder / f"{name}.npy", array)
 
     @classmethod
-    def load(cls, path):
-        with np.load(path) as arrays:
-            return cls(**{key: arrays[key] for key in arrays.files})
+    def load(cls, folder: Path) -> "Instances":
+        """Memory-mapped: every process (DDP rank, loader worker) shares the page cache instead of a copy."""
+        return cls(**{f.name: np.load(folder / f"{f.name}.npy", mmap_mode="r") for f in fields(cls)})
 
 
 def build(fmt, docs: list[Doc], seq_len: int, cls_id: int, sep_id: int, pad_id: int, rng) -> Instances:
@@ -139,11 +143,12 @@ def to_arrays(rows, seq_len: int, cls_id: int, sep_id: int, pad_id: int) -> Inst
     types = np.zeros((n, seq_len), dtype=np.int8)
     labels = np.full(n, -1, dtype=np.int8)
     spans = np.zeros((n, 2), dtype=np.int32)
+    lengths = np.zeros(n, dtype=np.int32)
     for r, (a, b, is_next, first, last) in enumerate(rows):
         seq = [cls_id, *a, sep_id]
         if b is not None:
             types[r, len(seq):len(seq) + len(b) + 1] = 1
             seq += [*b, sep_id]
         ids[r, :len(seq)] = seq
-        labels[r], spans[r] = is_next, (first, last)
-    return Instances(ids, types, labels, spans)
+        labels[r], spans[r], lengths[r] = is_next, (first, last), len(seq)
+    return Instances(ids, types, labels, spans, lengths)

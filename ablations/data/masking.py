@@ -1,10 +1,16 @@
-"""The masking seam: static (BERT) vs dynamic (RoBERTa) masking of the same instances.
+"""The masking seam: static (BERT) vs dynamic (RoBERTa) masking of the same instances, and the global batches
+they are fed in.
 
 Every mask is drawn from an RNG seeded by (seed, k, index), as fairseq does, never from a stream shared
 by workers: dynamic masking uses k = epoch, so every feed is fresh and any worker reproduces it; static
 masking fixes dupe_factor copies at preprocessing with k = copy and feeds copy (epoch mod dupe_factor).
 Static copy k is thus the mask dynamic draws in epoch k: the arms differ only in repeating them.
+Epoch e also feeds instance copy e mod (number of copies): pair formats rebuild their pairs per copy.
 """
+
+import hashlib
+from itertools import islice
+from typing import Callable
 
 from dataclasses import dataclass
 
@@ -16,6 +22,7 @@ from ablations.data.formats import Instances
 
 IGNORE = -100
 EVAL_SEED = 20190726  # one fixed evaluation mask for every cell (RoBERTa's arXiv date)
+PROBE = 64  # sequences 0..63 of every epoch are fingerprinted as fed (static vs dynamic checkable from the logs)
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ class Masker:
         chosen = rng.choice(candidates, count, replace=False)
         labels = np.full_like(ids, IGNORE)
         labels[chosen] = ids[chosen]
-        inputs = ids.copy()
+        inputs = np.array(ids)
         u = rng.random(count)
         inputs[chosen[u < self.mask_replace_prob]] = self.mask_id
         randomised = chosen[(u >= self.mask_replace_prob) & (u < self.mask_replace_prob + self.random_replace_prob)]
@@ -57,26 +64,28 @@ def mask_all(instances: Instances, masker: Masker, seed: int, k: int) -> tuple[n
 
 
 class MaskedDataset(Dataset):
-    """Items are keyed by (epoch, index), which EpochSampler yields, so the mask depends on nothing else."""
+    """Items are keyed by (epoch, index), which GlobalBatches yields, so the mask depends on nothing else."""
 
-    def __init__(self, instances: Instances, masker: Masker, seed: int, static_copies=None):
-        self.instances, self.masker, self.seed = instances, masker, seed
-        self.static_copies = static_copies  # (inputs, labels), each [dupe_factor, N, seq_len]; None: dynamic
+    def __init__(self, copies: list[Instances], masker: Masker, seed: int, static: list[tuple] | None = None):
+        self.copies, self.masker, self.seed = copies, masker, seed
+        self.static = static  # per static copy k: (inputs, labels) of instance copy k; None: dynamic
 
-    def __len__(self):
-        return len(self.instances)
+    def instances(self, epoch: int) -> Instances:
+        return self.copies[epoch % len(self.copies)]
+
+    def size(self, epoch: int) -> int:
+        return len(self.instances(epoch))
 
     def masked(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.static_copies is not None:
-            inputs, labels = self.static_copies
-            copy = epoch % len(inputs)
-            return inputs[copy, index], labels[copy, index]
-        return self.masker(self.instances.input_ids[index], rng_for(self.seed, epoch, index))
+        if self.static is not None:
+            inputs, labels = self.static[epoch % len(self.static)]
+            return inputs[index], labels[index]
+        return self.masker(self.instances(epoch).input_ids[index], rng_for(self.seed, epoch, index))
 
     def __getitem__(self, key):
         epoch, index = key
         inputs, labels = self.masked(epoch, index)
-        return _item(self.instances, index, inputs, labels)
+        return _item(self.instances(epoch), index, inputs, labels, key)
 
 
 class FixedMaskDataset(Dataset):
@@ -90,50 +99,91 @@ class FixedMaskDataset(Dataset):
         return len(self.instances)
 
     def __getitem__(self, index):
-        return _item(self.instances, index, self.inputs[index], self.labels[index])
+        return _item(self.instances, index, self.inputs[index], self.labels[index], (0, index))
 
 
-def _item(instances: Instances, index: int, inputs, labels) -> dict:
+def _item(instances: Instances, index: int, inputs, labels, key) -> dict:
     return {"input_ids": inputs, "labels": labels, "token_type_ids": instances.token_type_ids[index],
-            "next_sentence_label": instances.next_sentence_label[index], "index": index}
+            "next_sentence_label": instances.next_sentence_label[index], "key": key}
 
 
 def collate(items: list[dict], pad_id: int) -> dict:
-    """Stacks items and trims the padding every sequence of the batch shares."""
-    batch = {key: torch.as_tensor(np.stack([item[key] for item in items])).long() for key in items[0]}
-    attention = batch["input_ids"] != pad_id
-    width = int(attention.any(0).nonzero().max()) + 1
-    for key in ("input_ids", "labels", "token_type_ids"):
-        batch[key] = batch[key][:, :width]
-    batch["attention_mask"] = attention[:, :width].long()
-    return batch
+    """One micro-batch: stacked, trimmed to its longest sequence, with the masked positions flattened (the LM
+    head runs on those only, gathered without a device sync) and its counts as plain ints (no sync either).
+    `probe` fingerprints what is fed of sequences 0..PROBE-1, per epoch."""
+    ids = np.stack([item["input_ids"] for item in items])
+    labels = np.stack([item["labels"] for item in items])
+    attention = ids != pad_id
+    width = int(attention.any(0).nonzero()[0].max()) + 1
+    labels = labels[:, :width]
+    positions = np.flatnonzero(labels != IGNORE)
+    return {
+        "input_ids": torch.as_tensor(ids[:, :width], dtype=torch.long),
+        "token_type_ids": torch.as_tensor(np.stack([item["token_type_ids"] for item in items])[:, :width],
+                                          dtype=torch.long),
+        "attention_mask": torch.as_tensor(attention[:, :width], dtype=torch.long),
+        "masked_positions": torch.as_tensor(positions, dtype=torch.long),
+        "masked_labels": torch.as_tensor(labels.reshape(-1)[positions], dtype=torch.long),
+        "next_sentence_label": torch.as_tensor(np.stack([item["next_sentence_label"] for item in items]),
+                                               dtype=torch.long),
+        "sequences": len(items), "real_tokens": int(attention.sum()), "masked_tokens": len(positions),
+        "keys": [item["key"] for item in items],
+        "probe": [(*item["key"], _digest(item)) for item in items if item["key"][1] < PROBE],
+    }
 
 
-class EpochSampler(Sampler):
-    """Shuffles per epoch from (seed, epoch) and yields (epoch, index) keys, sharded across DDP ranks.
+def _digest(item: dict) -> str:
+    return hashlib.sha256(np.asarray(item["input_ids"]).tobytes() + np.asarray(item["labels"]).tobytes()).hexdigest()
 
-    Lightning calls set_epoch before each epoch; workers receive the epoch inside every key, so masks
-    stay correct with any number of workers, persistent or not.
+
+def collate_step(items: list[dict], pad_id: int, micro_batch: int) -> list[dict]:
+    """A rank's share of one optimizer step, split into micro-batches of at most micro_batch sequences."""
+    return [collate(items[i:i + micro_batch], pad_id) for i in range(0, len(items), micro_batch)]
+
+
+class GlobalBatches(Sampler):
+    """The optimizer steps of a run: `sequences` keys (epoch, index) per step, cut from one stream of epochs,
+    each a permutation (from (seed, epoch)) of the instance copy it feeds.
+
+    Every step is one whole global batch: a step may span an epoch's end (nothing is dropped, no step is
+    partial) and a global batch larger than the data spans several epochs. Each DDP rank takes its share of
+    every global batch. `start_step` (set when a checkpoint loads, before any iterator exists) resumes exactly.
     """
 
-    def __init__(self, size: int, seed: int, shuffle: bool = True):
-        self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
-        self.skip = 0  # this rank's first indices of the next epoch already trained on (a resumed epoch)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _shard(self):
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            return torch.distributed.get_rank(), torch.distributed.get_world_size()
-        return 0, 1
+    def __init__(self, epoch_size: Callable[[int], int], sequences: int, steps: int, seed: int):
+        self.epoch_size, self.sequences, self.steps, self.seed = epoch_size, sequences, steps, seed
+        self.start_step = 0
 
     def __len__(self):
-        return self.size // self._shard()[1]
+        return self.steps
+
+    def stream(self, position: int = 0):
+        """(epoch, index) keys from the stream's position onwards."""
+        epoch = 0
+        while position >= self.epoch_size(epoch):
+            position -= self.epoch_size(epoch)
+            epoch += 1
+        while True:
+            for index in np.random.default_rng((self.seed, epoch)).permutation(self.epoch_size(epoch))[position:]:
+                yield epoch, int(index)
+            position, epoch = 0, epoch + 1
+
+    def epochs(self, steps: int) -> float:
+        """How many epochs `steps` optimizer steps feed (fractional)."""
+        position, epoch = steps * self.sequences, 0
+        while position >= self.epoch_size(epoch):
+            position -= self.epoch_size(epoch)
+            epoch += 1
+        return epoch + position / self.epoch_size(epoch)
 
     def __iter__(self):
-        order = np.random.default_rng((self.seed, self.epoch)).permutation(self.size) if self.shuffle else np.arange(self.size)
-        rank, world = self._shard()
-        skip, self.skip = self.skip, 0
-        for index in order[rank:len(self) * world:world][skip:]:
-            yield self.epoch, int(index)
+        rank, world = _shard()
+        stream = self.stream(self.start_step * self.sequences)
+        for _ in range(self.start_step, self.steps):
+            yield list(islice(stream, self.sequences))[rank::world]
+
+
+def _shard() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1

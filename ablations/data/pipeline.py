@@ -1,9 +1,11 @@
 """One cell's data, from corpus sources to masked datasets, cached in three stages:
 
-corpus   (sources, held-out split, tokenizer): the tokenizer and token ids of every document; shared by
-         every cell on the same corpus, whatever its size, format or masking;
-instances (+ data.size, input_format, seq_len): training sequences and the held-out evaluation set;
-static   (+ masking, seed): the dupe_factor masked copies of static masking.
+corpus    (sources, held-out split, tokenizer): the tokenizer and token ids of every document; shared by
+          every cell on the same corpus, whatever its size, format or masking;
+instances (+ data.size, input_format, seq_len; dupe_factor for pair formats): the training sequences, one
+          copy per dupe_factor for pair formats (BERT rebuilds its pairs per copy), and the held-out set;
+static    (+ masking, seed): the dupe_factor masked copies of static masking.
+Arrays are saved as .npy files and memory-mapped, never loaded whole into every process.
 """
 
 import json
@@ -32,28 +34,35 @@ class Prepared:
     stats: dict
 
 
-def prepare(cfg: DictConfig, root: Path) -> Prepared:
+def prepare(cfg: DictConfig, root: Path, masks: bool = True) -> Prepared:
+    """The cell's data; masks=False stops before the static masks (a dry run needs only the instances)."""
     plain = OmegaConf.to_container(cfg, resolve=True)
     corpus_settings = {"sources": plain["data"]["sources"], "valid_fraction": cfg.data.valid_fraction,
                        "data_seed": cfg.data.seed, "tokenizer": plain["tokenizer"]}
     corpus_dir = cached(root / "cache", "corpus", corpus_settings, lambda out: _build_corpus(cfg, out))
     tok = PreTrainedTokenizerFast.from_pretrained(corpus_dir / "tokenizer")
     instance_settings = {"corpus": corpus_dir.name, "size": cfg.data.size, "input_format": plain["input_format"],
-                         "seq_len": cfg.seq_len}
+                         "seq_len": cfg.seq_len, "copies": _copies(cfg)}
     instances_dir = cached(root / "cache", "instances", instance_settings,
                            lambda out: _build_instances(cfg, corpus_dir, tok, out))
-    train = formats.Instances.load(instances_dir / "train.npz")
+    copies = [formats.Instances.load(instances_dir / "train" / str(k)) for k in range(_copies(cfg))]
     masker = _masker(plain["masking"], tok)
     static = None
-    if cfg.masking.name == "static":
+    if cfg.masking.name == "static" and masks:
         static_dir = cached(root / "cache", "static", {"instances": instances_dir.name, "masking": plain["masking"],
                                                         "seed": cfg.seed},
-                            lambda out: _build_static(train, masker, cfg.seed, cfg.masking.dupe_factor, out))
-        static = tuple(np.load(static_dir / f"{key}.npy", mmap_mode="r") for key in ("inputs", "labels"))
+                            lambda out: _build_static(copies, masker, cfg.seed, cfg.masking.dupe_factor, out))
+        static = [tuple(np.load(static_dir / str(k) / f"{key}.npy", mmap_mode="r") for key in ("inputs", "labels"))
+                  for k in range(cfg.masking.dupe_factor)]
     stats = json.loads((instances_dir / "stats.json").read_text())
-    return Prepared(tok, MaskedDataset(train, masker, cfg.seed, static),
-                    FixedMaskDataset(formats.Instances.load(instances_dir / "eval.npz"), _masker(EVAL_MASKING, tok)),
+    return Prepared(tok, MaskedDataset(copies, masker, cfg.seed, static),
+                    FixedMaskDataset(formats.Instances.load(instances_dir / "eval"), _masker(EVAL_MASKING, tok)),
                     stats)
+
+
+def _copies(cfg) -> int:
+    """Pair formats draw their pairs at random: one set per copy. Packed formats are the same every time."""
+    return cfg.masking.dupe_factor if cfg.input_format.pairs else 1
 
 
 def _masker(settings: dict, tok) -> Masker:
@@ -110,21 +119,24 @@ def _build_instances(cfg, corpus_dir: Path, tok, out: Path) -> None:
                 {n: cfg.data.sources[n].weight for n in names})
     train = subset(train, cfg.data.size)
     valid = [doc for n in names for doc in _load_docs(corpus_dir / f"{n}.valid.npz")]
-    rng = np.random.default_rng(cfg.data.seed)
     ids = dict(cls_id=tok.cls_token_id, sep_id=tok.sep_token_id, pad_id=tok.pad_token_id)
-    instances = formats.build(cfg.input_format, train, cfg.seq_len, rng=rng, **ids)
+    copies = [formats.build(cfg.input_format, train, cfg.seq_len, rng=np.random.default_rng((cfg.data.seed, k)), **ids)
+              for k in range(_copies(cfg))]
     # Held-out sequences ignore the arm's input format: one document's text per sequence, for every cell.
     held_out = formats.to_arrays(formats.packed(valid, cfg.seq_len - 2, False, tok.sep_token_id), cfg.seq_len, **ids)
-    if not len(instances) or not len(held_out):
-        raise ConfigError(f"data: the corpus gives {len(instances)} training and {len(held_out)} held-out "
+    if not min(map(len, copies)) or not len(held_out):
+        raise ConfigError(f"data: the corpus gives {min(map(len, copies))} training and {len(held_out)} held-out "
                           f"sequences; add documents or lower data.valid_fraction")
-    instances.save(out / "train.npz")
-    held_out.save(out / "eval.npz")
-    regular = instances.input_ids[instances.input_ids >= tokenizers.num_special(tok)]
+    for k, instances in enumerate(copies):
+        instances.save(out / "train" / str(k))
+    held_out.save(out / "eval")
+    regular = copies[0].input_ids[copies[0].input_ids >= tokenizers.num_special(tok)]
     p = np.bincount(regular) / len(regular)
     p = p[p > 0]
+    lengths = np.concatenate([c.lengths for c in copies])
     stats = {"train_documents": len(train), "train_tokens": sum(len(s) for doc in train for s in doc),
-             "train_sequences": len(instances), "eval_sequences": len(held_out), "vocab_size": len(tok),
+             "train_sequences": [len(c) for c in copies], "tokens_per_sequence": float(lengths.mean()),
+             "fill": float(lengths.mean() / cfg.seq_len), "eval_sequences": len(held_out), "vocab_size": len(tok),
              "unigram_entropy": float(-(p * np.log(p)).sum())}
     (out / "stats.json").write_text(json.dumps(stats, indent=1))
 
@@ -155,7 +167,10 @@ def subset(docs: list, size) -> list:
     return docs[:int(np.searchsorted(lengths, limit)) + 1]
 
 
-def _build_static(instances, masker: Masker, seed: int, dupe_factor: int, out: Path) -> None:
-    copies = [mask_all(instances, masker, seed, copy) for copy in range(dupe_factor)]
-    np.save(out / "inputs.npy", np.stack([inputs for inputs, _ in copies]))
-    np.save(out / "labels.npy", np.stack([labels for _, labels in copies]))
+def _build_static(copies: list, masker: Masker, seed: int, dupe_factor: int, out: Path) -> None:
+    """Copy k masks the instances epoch k feeds (instance copy k mod their number) with RNG key k."""
+    for k in range(dupe_factor):
+        inputs, labels = mask_all(copies[k % len(copies)], masker, seed, k)
+        (out / str(k)).mkdir()
+        np.save(out / str(k) / "inputs.npy", inputs)
+        np.save(out / str(k) / "labels.npy", labels)

@@ -3,6 +3,7 @@ id when online), or `random`: the cell's architecture and tokenizer with untrain
 that shows what pretraining bought."""
 
 import copy
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,9 @@ class Checkpoint:
     name: str
     tokenizer: object
     model: object  # loaded once; every fine-tuning run starts from a fresh copy
+    max_length: int  # the longest input its pretraining trained: fine-tuning inputs are capped to it
+    identity: str    # what its weights are (a hash of the files, a Hub commit): stored GLUE results of other weights
+                     # under the same name are stale
 
     def encoder(self):
         """A fresh copy in training mode (from_pretrained returns eval mode, which Lightning would keep)."""
@@ -44,13 +48,33 @@ def from_pretrained(source: str, reuse_pooler: bool) -> Checkpoint:
             model = AutoModel.from_pretrained(source)
     except (OSError, ValueError) as err:
         raise ConfigError(f"model.pretrained={source}: cannot load a model and tokenizer ({err})") from None
-    return Checkpoint(str(source), tokenizer, model)
+    return Checkpoint(str(source), tokenizer, model, _trained_length(model.config, tokenizer),
+                      _weights_sha(folder) if folder.exists() else f"hub:{getattr(model.config, '_commit_hash', None)}")
 
 
-def random_init(model_cfg: dict, tokenizer, reuse_pooler: bool) -> Checkpoint:
+def _weights_sha(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _trained_length(config, tokenizer) -> int:
+    """Ours record their pretraining seq_len; for others the tokenizer's limit (RoBERTa: 512 of 514 positions)."""
+    declared = getattr(config, "pretraining_seq_len", None)
+    if declared:
+        return declared
+    limit = tokenizer.model_max_length  # a huge sentinel when the tokenizer does not say
+    return limit if limit < 100_000 else config.max_position_embeddings
+
+
+def random_init(model_cfg: dict, tokenizer, reuse_pooler: bool, seq_len: int) -> Checkpoint:
+    """Untrained weights, capped at the arm's seq_len like the pretrained checkpoints they are a baseline for."""
     from transformers import BertModel
 
     from lightning_modules.pretrain import bert_config
 
     config = bert_config(model_cfg, len(tokenizer), tokenizer.pad_token_id)
-    return Checkpoint("random", tokenizer, BertModel(config, add_pooling_layer=reuse_pooler))
+    return Checkpoint("random", tokenizer, BertModel(config, add_pooling_layer=reuse_pooler), seq_len, "random")

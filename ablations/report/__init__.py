@@ -5,6 +5,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from ablations.config import ConfigError
 from ablations.report import comparisons, render, tables
 from ablations.report.runs import load
 
@@ -12,21 +13,25 @@ log = logging.getLogger(__name__)
 TITLE = "RoBERTa ablations: our runs beside the papers"
 
 
-def build(source: str, out: Path, protocol: str | None = None) -> Path:
-    """Writes report.md, report.tex, report.html, tables/*.csv and figures/*.{png,pdf} under `out`."""
+def build(source: str, out: Path, glue: str | None = None) -> Path:
+    """Writes report.md, report.tex, report.html, tables/*.csv and figures/*.{png,pdf} under `out`. GLUE columns
+    come from one fine-tuning fingerprint: `glue`, else the one most runs hold."""
     loaded = load(source)
     for skipped in loaded.skipped:
         log.warning("skipped %s", skipped)
-    protocols = Counter(r.protocol for r in loaded.runs if r.protocol)
-    protocol = protocol or (protocols.most_common(1)[0][0] if protocols else None)
-    arms = tables.Arms(loaded.runs, protocol)
+    fingerprints = Counter(fp for r in loaded.runs for fp in r.glue)
+    if glue is not None and glue not in fingerprints:
+        raise ConfigError(f"--glue {glue}: no run holds GLUE results under this fingerprint; they hold "
+                          f"{', '.join(fingerprints) or 'none'}")
+    fingerprint = glue or (fingerprints.most_common(1)[0][0] if fingerprints else None)
+    arms = tables.Arms(loaded.runs, fingerprint)
     columns = tables.glue_columns(arms)
     built = [tables.table1(arms), tables.table2(arms), tables.table3(arms), tables.table4(arms, columns),
              comparisons.glue_comparison(arms, columns), comparisons.ablation_summary(arms, columns),
              comparisons.training_configs(arms)]
     made = [t for t in built if isinstance(t, tables.Table)]
     notes = [t for t in built if isinstance(t, str)]
-    header = _header(loaded, arms, protocols)
+    header = _header(loaded, arms, fingerprints)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
@@ -41,16 +46,22 @@ def build(source: str, out: Path, protocol: str | None = None) -> Path:
     return out / "report.md"
 
 
-def _header(loaded, arms: tables.Arms, protocols: Counter) -> list[str]:
+def _header(loaded, arms: tables.Arms, fingerprints: Counter) -> list[str]:
     statuses = Counter(r.status for r in loaded.runs)
     runs = (f"Source: {loaded.source}. {len(loaded.runs)} runs in {len(arms.by_arm)} arms: "
             + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())))
     skipped = (f"; {len(loaded.skipped)} malformed runs skipped: " + "; ".join(loaded.skipped) if loaded.skipped
                else "; no run skipped")
-    others = [f"{p} ({n} runs)" for p, n in protocols.items() if p != arms.protocol]
-    glue = f"GLUE numbers under fine-tuning protocol {arms.protocol or '(none)'}"
+    if arms.fingerprint is None:
+        return [runs + skipped + ".", "No GLUE results."]
+    recipe = next(r.recipes[arms.fingerprint] for r in loaded.runs if arms.fingerprint in r.recipes)
+    glue = (f"GLUE fingerprint {arms.fingerprint} ({fingerprints[arms.fingerprint]} runs): {recipe['source']} tasks, "
+            f"protocol {recipe['protocol']['name']} v{recipe['protocol']['version']}, fine-tuning seeds "
+            f"{recipe['seeds']}, train_limit {recipe.get('train_limit')}")
+    others = [f"{fp} ({n} runs)" for fp, n in fingerprints.items() if fp != arms.fingerprint]
     if others:
-        glue += "; runs under other protocols left out of GLUE columns: " + ", ".join(others)
+        glue += "; runs fine-tuned under other fingerprints left out of GLUE columns (--glue picks one): " + \
+            ", ".join(others)
     return [runs + skipped + ".", glue + "."]
 
 

@@ -12,11 +12,11 @@ def main() -> None:
     parser.add_argument("--source", required=True, help="a folder of runs (results.json), wandb:ENTITY/PROJECT, or "
                                                         "wandb-offline:DIR (offline W&B run folders)")
     parser.add_argument("--out", required=True, type=Path, help="folder for report.md/.tex/.html, tables/, figures/")
-    parser.add_argument("--protocol", help="GLUE protocol to report, e.g. 'cpu v1' (default: the most common)")
+    parser.add_argument("--glue", help="GLUE fingerprint to report (default: the one most runs hold)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        print(report.build(args.source, args.out, args.protocol))
+        print(report.build(args.source, args.out, args.glue))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -152,7 +152,7 @@ def training_configs(arms: Arms) -> Table:
                   ["arm", "batch", "peak LR", "warmup steps", "steps", "seq len", "train tokens", "tokens seen"])
     for arm, runs in arms.by_arm.items():
         run = runs[0]
-        row = [run.plan.get("global_batch"), run.plan.get("peak_lr"), run.plan.get("warmup_steps"),
+        row = [run.plan.get("batch"), run.plan.get("peak_lr"), run.plan.get("warmup_steps"),
                run.plan.get("steps"), run.seq_len, run.train_tokens, run.tokens_seen]
         table.rows.append([run.name.rsplit("-s", 1)[0]] + ["—" if v is None else f"{v}" for v in row])
         table.records.append(dict(zip(table.header, [table.rows[-1][0], *row])))

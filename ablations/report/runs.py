@@ -29,8 +29,8 @@ class Run:
     train_tokens: int | None = None
     tokens_seen: int | None = None
     metrics: dict = field(default_factory=dict)
-    glue: dict = field(default_factory=dict)
-    protocol: str | None = None
+    glue: dict = field(default_factory=dict)     # {GLUE fingerprint: {metric key: {fine-tuning seed: value}}}
+    recipes: dict = field(default_factory=dict)  # {GLUE fingerprint: its recipe (source, protocol, seeds, ...)}
     curve: list = field(default_factory=list)
 
     @property
@@ -81,19 +81,18 @@ def _results(folder: Path) -> Loaded:
 
 
 def _from_results(r: dict, where: str) -> Run:
-    glue = r.get("glue") or {}
-    per_seed = {}
-    for task in (glue.get("tasks") or {}).values():
-        if task["status"] == "ok":
-            for seed, result in task["seeds"].items():
-                for key, value in result["metrics"].items():
-                    per_seed.setdefault(key, {})[int(seed)] = value
-    protocol = glue.get("protocol")
+    glue, recipes = {}, {}
+    for fp, entry in (r.get("glue") or {}).items():
+        recipes[fp] = entry["recipe"]
+        for task in entry["tasks"].values():
+            if task["status"] == "ok":
+                for seed, result in task["seeds"].items():
+                    for key, value in result["metrics"].items():
+                        glue.setdefault(fp, {}).setdefault(key, {})[int(seed)] = value
     return Run(cell_id=r["cell_id"], name=r["name"], status=r["status"], factors=dict(r["factors"]), where=where,
                plan=r.get("plan") or {}, seq_len=r["config"]["seq_len"], train_tokens=(r.get("data") or {}).get(
                    "train_tokens"), tokens_seen=r.get("tokens_seen"), metrics=_plain(r.get("metrics") or {}),
-               glue=per_seed, protocol=f"{protocol['name']} v{protocol['version']}" if protocol else None,
-               curve=[tuple(p) for p in r.get("curve") or []])
+               glue=glue, recipes=recipes, curve=[tuple(p) for p in r.get("curve") or []])
 
 
 def _plain(metrics: dict) -> dict:
@@ -183,11 +182,11 @@ def _from_wandb(records: list[_Record], skipped: list[str], source: str) -> Load
         run = runs.get(record.config.get("cell_id"))
         if run is None or record.state != "finished":
             continue
-        task, seed, protocol = record.config["glue/task"], record.config["glue/seed"], record.config["glue/protocol"]
-        run.protocol = f"{protocol['name']} v{protocol['version']}"
+        task, seed, fp = record.config["glue/task"], record.config["glue/seed"], record.config["glue/fingerprint"]
+        run.recipes[fp] = record.config["glue"]  # the whole glue config: W&B keeps no empty dicts to rebuild the recipe
         for key, value in record.summary.items():
             if key.startswith("glue/") and key.count("/") == 2 and key.split("/")[1] in (task, f"{task}_mm"):
-                run.glue.setdefault(key.removeprefix("glue/"), {})[int(seed)] = value
+                run.glue.setdefault(fp, {}).setdefault(key.removeprefix("glue/"), {})[int(seed)] = value
     return Loaded(list(runs.values()), skipped, source)
 
 

@@ -60,10 +60,10 @@ def paper_value(table: str, row: str, column: str | None):
 
 
 class Arms:
-    """The runs grouped into arms, with GLUE numbers only from the chosen fine-tuning protocol."""
+    """The runs grouped into arms, with GLUE numbers only from the chosen fine-tuning fingerprint."""
 
-    def __init__(self, runs: list[Run], protocol: str | None):
-        self.protocol = protocol
+    def __init__(self, runs: list[Run], fingerprint: str | None):
+        self.fingerprint = fingerprint
         by_arm: dict[tuple, list[Run]] = {}
         for run in sorted(runs, key=lambda r: (str(r.arm), r.factors["seed"], r.cell_id)):  # same order from any source
             by_arm.setdefault(run.arm, []).append(run)
@@ -79,9 +79,8 @@ class Arms:
             if run.status != OK:
                 continue
             if key.startswith("glue:"):
-                if run.protocol == self.protocol:
-                    for seed, value in run.glue.get(key.removeprefix("glue:"), {}).items():
-                        out[(run.factors["seed"], seed)] = value * scale
+                for seed, value in run.glue.get(self.fingerprint, {}).get(key.removeprefix("glue:"), {}).items():
+                    out[(run.factors["seed"], seed)] = value * scale
             elif key in run.metrics:
                 out[(run.factors["seed"],)] = run.metrics[key] * scale
         return out
@@ -202,8 +201,8 @@ def table3(arms: Arms) -> Table | str:
     rows = [(name, name, {"schedule": name}) for name in ("bsz256", "bsz2k", "bsz8k")]
     return arm_table(arms, "table3", "Table 3: batch size at equal tokens", "table3", rows, [PPL, MNLI_M, SST2],
                      "python run.py -m schedule=bsz256,bsz2k,bsz8k",
-                     settings=[("batch", "plan.global_batch", "batch_size"), ("steps", "plan.steps", "steps"),
-                               ("peak LR", "plan.peak_lr", "peak_lr")])
+                     settings=[("batch", "plan.batch", "batch_size"), ("sequences/step", "plan.sequences", ""),
+                               ("steps", "plan.steps", "steps"), ("peak LR", "plan.peak_lr", "peak_lr")])
 
 
 def table4(arms: Arms, columns: list[Column]) -> Table | str:
@@ -226,7 +225,7 @@ def table4(arms: Arms, columns: list[Column]) -> Table | str:
 
 def glue_columns(arms: Arms) -> list[Column]:
     """One column per GLUE task the runs hold, in the papers' order (MNLI matched and mismatched apart)."""
-    keys = {k for runs in arms.by_arm.values() for r in runs for k in r.glue}
+    keys = {k for runs in arms.by_arm.values() for r in runs for k in r.glue.get(arms.fingerprint, {})}
     return [Column(f"{label} (dev)", f"glue:{key}", "mnli_m" if task == "mnli" else task, 100)
             for task, (label, key) in TASK_COLUMNS.items() if key in keys]
 
