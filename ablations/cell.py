@@ -32,6 +32,7 @@ class Cell:
     group: str
     factors: dict
     dir: Path
+    arm_id: str  # the science settings without the seed: cells of one arm are replicates, whatever their factors say
 
     @classmethod
     def of(cls, cfg: DictConfig, root: Path) -> "Cell":
@@ -48,8 +49,10 @@ class Cell:
         }
         data = factors["data"] if factors["data_size"] is None else f"{factors['data']}{factors['data_size']}"
         group = "-".join([factors["objective"], factors["masking"], factors["input_format"], factors["schedule"], data])
-        cell_id = stable_hash(science(cfg))
-        return cls(cell_id, f"{group}-s{cfg.seed}", group, factors, Path(root) / "cells" / cell_id)
+        settings = science(cfg)
+        arm_id = stable_hash({k: v for k, v in settings.items() if k != "seed"})
+        return cls(stable_hash(settings), f"{group}-s{cfg.seed}", group, factors, Path(root) / "cells" / stable_hash(settings),
+                   arm_id)
 
     @classmethod
     def for_checkpoint(cls, cfg: DictConfig, root: Path) -> "Cell":
@@ -63,7 +66,7 @@ class Cell:
             source = str(folder.resolve()) if folder.exists() else source
             name, identity = f"pretrained-{Path(source).name}", {"pretrained": source}
         cell_id = stable_hash(identity)
-        return cls(cell_id, name, name, {"pretrained": source}, Path(root) / "cells" / cell_id)
+        return cls(cell_id, name, name, {"pretrained": source}, Path(root) / "cells" / cell_id, cell_id)
 
     @property
     def results_path(self) -> Path:

@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
@@ -44,6 +45,8 @@ def run_cell(cfg: DictConfig) -> dict:
     if cfg.stage not in STAGES:
         raise ConfigError(f"stage={cfg.stage}: allowed {', '.join(STAGES)}")
     root = Path(to_absolute_path(cfg.paths.root))
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
     glue = load_tasks(cfg.glue) if cfg.stage != "pretrain" else None  # bad GLUE input stops a cell before it trains
     if cfg.model.pretrained is not None:
         return _finetune_checkpoint(cfg, root, glue)
@@ -78,7 +81,7 @@ def run_cell(cfg: DictConfig) -> dict:
 def _pretrain(cfg, spend: Budget, cell: Cell, data: Prepared, run) -> dict:
     started = time.time()
     plan = spend.plan
-    base = {"cell_id": cell.id, "name": cell.name, "factors": cell.factors,
+    base = {"cell_id": cell.id, "arm_id": cell.arm_id, "name": cell.name, "factors": cell.factors,
             "config": OmegaConf.to_container(cfg, resolve=True), "plan": vars(plan), "data": data.stats,
             "warnings": spend.warnings, "wandb": run_path(run), **provenance()}
     try:

@@ -49,7 +49,7 @@ def _run(cfg: DictConfig, cell: Cell, extra: dict | None = None, **init):
         project=cfg.logger.project, entity=cfg.logger.entity, dir=cfg.logger.dir, mode=cfg.logger.mode,
         resume="allow", group=cell.group, tags=[*cfg.tags, *(f"{k}={v}" for k, v in cell.factors.items())],
         config={**OmegaConf.to_container(cfg, resolve=True), **{f"factor/{k}": v for k, v in cell.factors.items()},
-                "cell_id": cell.id, **(extra or {})},
+                "cell_id": cell.id, "arm_id": cell.arm_id, **(extra or {})},
         settings=wandb.Settings(console="off", silent=True, reinit="create_new"), **init,
     )
     try:

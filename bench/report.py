@@ -29,8 +29,11 @@ def write_runs(root: Path, count: int) -> None:
                                                                if m.split("/")[0] in (t, f"{t}_mm")}}
                                                for k, s in seeds.items()}} for t in ("sst2", "mnli")}
         batch = {"bsz256": 32, "bsz2k": 256, "bsz8k": 1024}[schedule]
-        results = {"schema_version": SCHEMA_VERSION, "cell_id": f"c{i}", "name": f"cell{i}-s{seed}", "status": "ok",
-                   "factors": factors, "config": {"seq_len": 64}, "data": {"train_tokens": int(1e6 * (size or 1))},
+        results = {"schema_version": SCHEMA_VERSION, "cell_id": f"c{i}", "arm_id": f"arm{i % len(cells)}",
+                   "name": f"cell{i}-s{seed}", "status": "ok", "factors": factors,
+                   "config": {"seq_len": 64, "data": {"name": "synthetic", "sources": {"synthetic": {
+                       "type": "synthetic", "num_documents": 450}}}},
+                   "data": {"train_tokens": int(1e6 * (size or 1))},
                    "plan": {"batch": batch, "sequences": batch, "steps": 2 ** 20 // 64 // batch, "peak_lr": 1e-3, "warmup_steps": 1},
                    "tokens_seen": 2 ** 20, "metrics": {"val/perplexity": rng.uniform(10, 20)},
                    "glue": {"fp": {"recipe": {"source": "synthetic", "protocol": {"name": "cpu", "version": 1},

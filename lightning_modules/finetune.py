@@ -2,7 +2,7 @@
 
 The head sits on the first token for every arm, as RoBERTa's does, so an NSP-pretrained pooler cannot
 favour the NSP arms; `reuse_pooler` (recorded in the protocol) puts it on the encoder's pooler instead.
-Dev predictions of every epoch are kept, so the protocol can report the last epoch or the best one.
+Dev predictions of every scored epoch are kept, so the protocol can report the last epoch or the best one.
 """
 
 import pytorch_lightning as pl
@@ -39,7 +39,7 @@ class FinetuneModule(pl.LightningModule):
         self.evaluate = evaluate
         dropout = getattr(encoder.config, "hidden_dropout_prob", 0.1)  # BERT/RoBERTa name; 0.1 for the others
         self.head = ClassificationHead(encoder.config.hidden_size, num_labels, dropout)
-        self.epochs: list[tuple[dict, dict]] = []  # per epoch: ({dev split: predictions}, metrics)
+        self.epochs: list[tuple[int, dict, dict]] = []  # per scored epoch: (epoch, {dev split: predictions}, metrics)
         self.diverged = False
         self._predictions: dict[str, list] = {}
 
@@ -69,7 +69,7 @@ class FinetuneModule(pl.LightningModule):
         if self.diverged:
             return
         scores = self.evaluate(self._predictions)
-        self.epochs.append((self._predictions, scores))
+        self.epochs.append((self.current_epoch + 1, self._predictions, scores))
         self._predictions = {}
         self.log_dict({f"dev/{k}": v for k, v in scores.items()})
 

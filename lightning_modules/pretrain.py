@@ -125,8 +125,11 @@ class PretrainModule(pl.LightningModule):
         if diverged:
             self.diverged = self.trainer.should_stop = True
         self.curve.append((self.trainer.global_step, values["train/loss"]))
-        self.log_dict({**values, "train/tokens_seen": float(self.global_tokens_seen()),
+        values.update({"train/tokens_seen": float(self.global_tokens_seen()),
                        "train/lr": self.lr_schedulers().get_last_lr()[0]})
+        self.log_dict(values, logger=False)  # for the progress lines and results.json
+        if self.logger is not None:  # at the step results.json's curve has, the last one included
+            self.logger.log_metrics(values, step=self.trainer.global_step)
 
     def global_tokens_seen(self) -> int:
         """Real tokens fed to every rank."""

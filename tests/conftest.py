@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,14 @@ def grid(tmp_path_factory):
                     f"logger.dir={root}", f"hydra.sweep.dir={root}/sweep", cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
     return root, result
+
+
+def system_tool(*names: str) -> str:
+    """A system program a test needs (Chromium, pdflatex, SLURM's daemons). Skipped where it is absent, except
+    under REQUIRE_SYSTEM_TOOLS=1, which .ci/run sets once it has installed them: there a missing tool fails."""
+    for name in names:
+        if found := shutil.which(name):
+            return found
+    if os.environ.get("REQUIRE_SYSTEM_TOOLS") == "1":
+        pytest.fail(f"{' or '.join(names)} is not installed, though .ci/run installed the system tools")
+    pytest.skip(f"{' or '.join(names)} is not installed (.ci/run installs it)")

@@ -97,6 +97,14 @@ def test_text_files_reads_blank_line_documents_and_one_file_per_document(tmp_pat
                                               ["Second doc here!", "Still second."], ["Third doc?", "Yes."]]
 
 
+def test_wikitext_articles_are_documents_and_headings_are_dropped(tmp_path):
+    (tmp_path / "wiki.raw").write_text(" = Alpha = \n\n Alpha is first . It leads .\n\n = = History = = \n\n"
+                                       " It began . \n\n = Beta = \n\n Beta follows .\n")
+    src = make_cfg("data=text_files", f"data.sources.text_files.path={tmp_path}",
+                   "data.sources.text_files.doc_split=wikitext").data.sources.text_files
+    assert corpus.load("text_files", src) == [["Alpha is first .", "It leads .", "It began ."], ["Beta follows ."]]
+
+
 @pytest.mark.parametrize("problem,message", [("missing", "no such folder"), ("no_txt", "holds no .txt"),
                                              ("empty", "no text found")])
 def test_text_files_bad_input(tmp_path, problem, message):

@@ -1,63 +1,20 @@
-"""The report generator on runs with known effects (written here), on the real default grid (results.json
-and its offline W&B runs must give identical tables), and on bad sources."""
+"""The report generator on runs with planted effects (written here, tests/reportfixtures.py), on the real default
+grid (results.json and its offline W&B runs must give identical tables), and on bad sources."""
 
 import csv
 import json
-import shutil
+import os
 import subprocess
+import sys
 
 import pytest
 
 from ablations.cell import SCHEMA_VERSION
 from ablations.config import ConfigError
-from ablations.report import build
-from ablations.report.tables import paper_value
-
-SEEDS = [1, 2, 3, 4, 5]
-SHARED = [0.0, 0.01, -0.01, 0.02, -0.02]       # per fine-tuning seed, the same in every arm: pairing removes it
-DYNAMIC_NOISE = [0.003, -0.003, 0.002, -0.002, 0.0]  # only in dynamic arms, mean 0: no real masking effect on SST-2
-RECIPE = {"source": "synthetic", "protocol": {"name": "cpu", "version": 1}, "seeds": SEEDS, "train_limit": None}
-
-
-def results(objective, masking, schedule="bsz256", seed=0, status="ok"):
-    mlm, dynamic = objective == "mlm", masking == "dynamic"
-    factors = {"objective": objective, "masking": masking, "input_format": "full_sentences" if mlm else "segment_pair",
-               "schedule": schedule, "data": "synthetic", "data_size": None, "model": "tiny", "tokenizer": "bpe",
-               "seed": seed}
-    cell_id = "-".join(str(v) for v in factors.values())
-    seeds = {}
-    for k, seed_k in enumerate(SEEDS):
-        sst2 = 0.80 + 0.04 * mlm + SHARED[k] + dynamic * DYNAMIC_NOISE[k]
-        mnli = 0.70 + 0.01 * dynamic + SHARED[k]
-        seeds[str(seed_k)] = {"metrics": {"sst2/accuracy": sst2, "sst2/score": sst2, "mnli/accuracy": mnli,
-                                          "mnli_mm/accuracy": mnli - 0.01, "mnli/score": mnli - 0.005}}
-    glue = {"recipe": RECIPE,
-            "tasks": {"sst2": {"status": "ok", "seeds": {s: {"metrics": {k: v for k, v in m["metrics"].items()
-                                                                         if k.startswith("sst2")}}
-                                                         for s, m in seeds.items()}},
-                      "mnli": {"status": "ok", "seeds": {s: {"metrics": {k: v for k, v in m["metrics"].items()
-                                                                         if k.startswith("mnli")}}
-                                                         for s, m in seeds.items()}}}}
-    batch = {"bsz256": 32, "bsz8k": 1024}[schedule]
-    return {"schema_version": SCHEMA_VERSION, "cell_id": cell_id, "name": f"{objective}-{masking}-{schedule}-s{seed}",
-            "status": status, "factors": factors, "config": {"seq_len": 64},
-            "plan": {"batch": batch, "sequences": batch, "steps": 2 ** 20 // 64 // batch, "peak_lr": 1e-3, "warmup_steps": 5},
-            "data": {"train_tokens": 100_000}, "tokens_seen": 2 ** 20,
-            "metrics": {} if status != "ok" else {"val/perplexity": 11.0 - 1.0 * mlm - 0.5 * dynamic},
-            "glue": {"fp1": glue} if status == "ok" else None, "curve": [[10, 5.0], [20, 4.0]]}
-
-
-@pytest.fixture
-def runs_dir(tmp_path):
-    cells = [results(o, m) for o in ("mlm", "mlm_nsp") for m in ("static", "dynamic")]
-    cells += [results("mlm", "dynamic", schedule="bsz8k"), results("mlm", "static", seed=1, status="failed")]
-    for cell in cells:
-        folder = tmp_path / "runs" / "cells" / cell["cell_id"]
-        folder.mkdir(parents=True)
-        (folder / "results.json").write_text(json.dumps(cell))
-    (tmp_path / "runs" / "cells" / "broken").mkdir()
-    (tmp_path / "runs" / "cells" / "broken" / "results.json").write_text("{not json")
-    return tmp_path / "runs"
+from ablations.report import build, paper
+from ablations.report.runs import load
+from conftest import ROOT, system_tool
+from reportfixtures import cell, seeds
 
 
 def read_csv(path):
@@ -69,64 +26,191 @@ def row(records, name, column):
     return next(r for r in records if r["row"].startswith(name) and r["column"] == column)
 
 
-def test_known_effects_come_out_exactly_with_intervals_and_noise_marks(runs_dir, tmp_path):
-    build(str(runs_dir), tmp_path / "report")
-    summary = read_csv(tmp_path / "report" / "tables" / "ablation_summary.csv")
-    nsp = row(summary, "NSP removal", "SST-2 acc (dev)")
-    assert float(nsp["delta"]) == pytest.approx(4.0) and nsp["within_noise"] == "False"
-    assert float(nsp["low"]) <= 4.0 <= float(nsp["high"])
-    masking_sst2 = row(summary, "dynamic masking", "SST-2 acc (dev)")
-    assert float(masking_sst2["delta"]) == pytest.approx(0.0, abs=1e-9) and masking_sst2["within_noise"] == "True"
-    masking_mnli = row(summary, "dynamic masking", "MNLI-m acc (dev)")
-    assert float(masking_mnli["delta"]) == pytest.approx(1.0) and float(masking_mnli["low"]) == pytest.approx(1.0)
-    # perplexity: one pretraining seed per cell, so the masking effect pools one difference per objective
-    masking_ppl = row(summary, "dynamic masking", "perplexity (held-out)")
-    assert float(masking_ppl["delta"]) == pytest.approx(-0.5)
-    batch = row(summary, "larger batch", "SST-2 acc (dev)")
-    assert float(batch["delta"]) == pytest.approx(0.0, abs=1e-9) and batch["n"] == "5"
+def summary_of(tmp_path, name="ablation_summary"):
+    build(str(tmp_path / "runs"), tmp_path / "report")
+    return read_csv(tmp_path / "report" / "tables" / f"{name}.csv")
 
+
+def masking_grid(root, effects: list[float], base=0.80):
+    """Static and dynamic arms, one pretraining seed per planted effect (dynamic - static on SST-2)."""
+    for seed, effect in enumerate(effects):
+        cell(root, seed, masking="static", glue={"sst2/accuracy": seeds(base + 0.01 * seed)},
+             metrics={"val/mlm_loss": 4.0 + seed / 10, "val/perplexity": 10.0 + seed})
+        cell(root, seed, masking="dynamic", glue={"sst2/accuracy": seeds(base + 0.01 * seed + effect / 100)},
+             metrics={"val/mlm_loss": 3.9 + seed / 10, "val/perplexity": 9.0 + seed})
+
+
+def test_two_seeds_that_disagree_are_not_resolved_however_tight_the_fine_tuning_noise(tmp_path):
+    """The counter-example: effects +0.9 and -0.1 over two pretraining seeds, fine-tuning noise 0.2."""
+    masking_grid(tmp_path / "runs", [0.9, -0.1])
+    effect = row(summary_of(tmp_path), "dynamic − static masking", "synthetic SST-2 acc")
+    assert float(effect["delta"]) == pytest.approx(0.4) and effect["n"] == "2"
+    assert effect["resolved"] == "False" and float(effect["low"]) < 0 < float(effect["high"])
+    assert effect["text"].endswith("(n=2, n.s.)")
+    assert float(effect["high"]) - float(effect["low"]) > 10  # t with 1 degree of freedom: 12.7 x the standard error
+
+
+def test_three_seeds_that_agree_are_resolved(tmp_path):
+    masking_grid(tmp_path / "runs", [1.0, 1.1, 0.9])
+    effect = row(summary_of(tmp_path), "dynamic − static masking", "synthetic SST-2 acc")
+    assert float(effect["delta"]) == pytest.approx(1.0) and effect["resolved"] == "True" and effect["n"] == "3"
+    half = 4.303 * 0.1 / 3 ** 0.5  # t(0.975, 2) x sd / sqrt(n)
+    assert float(effect["low"]) == pytest.approx(1.0 - half, abs=1e-3)
+    assert float(effect["high"]) == pytest.approx(1.0 + half, abs=1e-3)
+    needed = row(read_csv(tmp_path / "report" / "tables" / "seeds_needed.csv"), "dynamic", "synthetic SST-2 acc")
+    assert needed["for"] == "observed" and int(needed["seeds_needed"]) <= 3
+
+
+def test_one_pretraining_seed_gives_no_interval_and_says_so(tmp_path):
+    masking_grid(tmp_path / "runs", [0.5])
+    effect = row(summary_of(tmp_path), "dynamic − static masking", "synthetic SST-2 acc")
+    assert effect["low"] == "" and effect["text"] == "+0.5 (1 pretraining seed)"
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "With one pretraining seed no effect has an interval" in text and "[" not in effect["text"]
+
+
+def test_an_unbalanced_grids_main_effect_is_the_mean_over_settings(tmp_path):
+    """Objective mlm: the masking effect is +5.0 over three seeds; mlm_nsp: +0.2 over one seed. Pooling the
+    differences by replicate would give 3.8; each setting counts once: 2.6."""
+    root = tmp_path / "runs"
+    for seed in range(3):
+        cell(root, seed, masking="static", glue={"sst2/accuracy": seeds(0.80)})
+        cell(root, seed, masking="dynamic", glue={"sst2/accuracy": seeds(0.85)})
+    cell(root, 0, objective="mlm_nsp", masking="static", glue={"sst2/accuracy": seeds(0.70)})
+    cell(root, 0, objective="mlm_nsp", masking="dynamic", glue={"sst2/accuracy": seeds(0.702)})
+    effect = row(summary_of(tmp_path), "dynamic − static masking", "synthetic SST-2 acc")
+    assert float(effect["delta"]) == pytest.approx((5.0 + 0.2) / 2)
+    assert effect["low"] == ""  # one setting has a single seed: Welch's interval needs two in every cell
+
+
+def test_a_delta_is_the_difference_of_the_cells_beside_it(tmp_path):
+    root = tmp_path / "runs"
+    masking_grid(root, [1.0, 1.3, 0.8])
+    summary = summary_of(tmp_path)
     table1 = read_csv(tmp_path / "report" / "tables" / "table1.csv")
-    dynamic_mlm = next(r for r in table1 if r["row"] == "dynamic (mlm, full_sentences, bsz256)"
-                       and r["column"] == "SST-2 acc (dev)")
-    assert float(dynamic_mlm["median"]) == pytest.approx(84.3)  # 80 + 4 + 100 * median(SHARED + DYNAMIC_NOISE)
-    assert dynamic_mlm["paper"] == "92.9"
+    static, dynamic = (float(row(table1, arm, "synthetic SST-2 acc")["mean"]) for arm in ("static", "dynamic"))
+    assert float(row(summary, "dynamic − static", "synthetic SST-2 acc")["delta"]) == pytest.approx(dynamic - static)
+    loss = row(summary, "dynamic − static", "MLM loss (held-out, nats)")
+    assert float(loss["delta"]) == pytest.approx(-0.1) and loss["n"] == "3"
 
 
-def test_paper_columns_equal_the_reference_values(runs_dir, tmp_path):
-    assert paper_value("table1", "dynamic", "sst2") == 92.9
-    assert paper_value("table3", "bsz8k", "perplexity") == 3.77
-    build(str(runs_dir), tmp_path / "report")
-    table3 = read_csv(tmp_path / "report" / "tables" / "table3.csv")
-    assert {r["paper"] for r in table3 if r["row"].startswith("bsz8k") and r["column"] == "perplexity (held-out)"} \
-        == {"3.77"}
+def test_table2_pairs_every_format_with_segment_pair_nsp(tmp_path):
+    root = tmp_path / "runs"
+    planted = {("mlm_nsp", "segment_pair"): 0.80, ("mlm_nsp", "sentence_pair"): 0.78,
+               ("mlm", "full_sentences"): 0.83, ("mlm", "doc_sentences"): 0.84}
+    for seed in range(2):
+        for (objective, fmt), value in planted.items():
+            cell(root, seed, objective=objective, input_format=fmt, glue={"sst2/accuracy": seeds(value + seed / 100)})
+    summary = summary_of(tmp_path)
+    for name, delta, source_delta in (("sentence_pair + NSP − segment_pair + NSP", -2.0, -0.8),
+                                      ("full_sentences − segment_pair + NSP (NSP removal)", 3.0, -0.4),
+                                      ("doc_sentences − segment_pair + NSP", 4.0, -0.2)):
+        effect = row(summary, name, "synthetic SST-2 acc")
+        assert float(effect["delta"]) == pytest.approx(delta), name
+        assert float(effect["paper"]) == pytest.approx(source_delta) and effect["paper_source"] == "RoBERTa Table 2"
+
+
+def test_known_effects_interaction_data_size_and_the_glue_comparison_come_out_with_their_signs(tmp_path):
+    """A 2 x 2 objective x masking grid plus data sizes: masking +2 under mlm, +0 under mlm_nsp (interaction -2),
+    NSP removal +3, more data +1.5; the BERT-style arm is mlm_nsp static on the least data."""
+    root = tmp_path / "runs"
+    for seed in range(3):
+        jitter = (0.0, 0.003, -0.003)[seed]
+        arms = (("mlm", "static", None, 0.83), ("mlm", "dynamic", None, 0.85), ("mlm_nsp", "static", None, 0.80),
+                ("mlm_nsp", "dynamic", None, 0.80), ("mlm", "dynamic", 0.25, 0.835), ("mlm_nsp", "static", 0.25, 0.785))
+        for k, (objective, masking, size, value) in enumerate(arms):  # seed noise of its own in every arm
+            cell(root, seed, objective=objective, masking=masking, data_size=size,
+                 glue={"sst2/accuracy": seeds(value + jitter * (1 + k * k) / 9), "mnli/accuracy": seeds(0.6 + jitter),
+                       "mnli_mm/accuracy": seeds(0.59 + jitter)})
+    summary = summary_of(tmp_path)
+    column = "synthetic SST-2 acc"
+    assert float(row(summary, "dynamic − static", column)["delta"]) == pytest.approx(1.0)  # mean of +2 and 0
+    interaction = row(summary, "interaction: (dynamic − static masking) × (full_sentences", column)
+    assert float(interaction["delta"]) == pytest.approx(2.0) and interaction["resolved"] == "True"
+    assert float(row(summary, "data all − 0.25 (more data)", column)["delta"]) == pytest.approx(1.5)
+    comparison = read_csv(tmp_path / "report" / "tables" / "glue_comparison.csv")
+    sst2 = next(r for r in comparison if r["row"] == column)
+    assert float(sst2["bert_mean"]) == pytest.approx(78.5) and float(sst2["roberta_mean"]) == pytest.approx(85.0)
+    assert float(sst2["delta"]) == pytest.approx(6.5)
+    header = (tmp_path / "report" / "tables" / "glue_comparison.csv").read_text()
+    assert "BERT-style (mlm_nsp, static, segment_pair, bsz256, 0.25)" in (tmp_path / "report" / "report.md").read_text()
+    average = next(r for r in comparison if r["row"].startswith("average of 2 task scores"))
+    assert float(average["roberta_mean"]) == pytest.approx((85.0 + 59.5) / 2)  # MNLI once: mean of m and mm
+    assert "paper_bert" in header
+
+
+def test_the_report_says_what_the_data_is_and_keeps_the_papers_provenance(tmp_path):
+    masking_grid(tmp_path / "runs", [1.0, 1.2])
+    build(str(tmp_path / "runs"), tmp_path / "report")
     text = (tmp_path / "report" / "report.md").read_text()
-    assert "| bsz2k | not run |" in text  # a missing arm shows as such, with the paper's numbers beside it
+    assert "pretrained on synthetic (450 generated documents)" in text and "BERT-tiny" in text
+    assert "fine-tuned on synthetic GLUE-shaped tasks, protocol cpu v1" in text
+    assert "only the directions of effects, not their values" in text
+    assert "SST-2 acc (dev)" not in text and "synthetic SST-2 acc" in text
+    table1 = read_csv(tmp_path / "report" / "tables" / "table1.csv")
+    dynamic = row(table1, "dynamic", "synthetic SST-2 acc")
+    assert (dynamic["paper"], dynamic["paper_split"], dynamic["paper_metric"], dynamic["paper_source"]) == \
+        ("92.9", "dev", "accuracy", "RoBERTa Table 1")
+    assert dynamic["n"] == "2" and float(dynamic["std"]) > 0 and dynamic["text"].startswith(f"{float(dynamic['mean']):.1f}")
 
 
-def test_failed_missing_and_malformed_runs_appear_as_such(runs_dir, tmp_path):
-    build(str(runs_dir), tmp_path / "report")
+def test_real_glue_tasks_are_labelled_dev_and_table4_holds_the_papers_rows(tmp_path):
+    root = tmp_path / "runs"
+    real = {"source": "tsv", "protocol": {"name": "cpu", "version": 1}, "seeds": [1, 2, 3], "train_limit": 2000}
+    for seed in range(2):
+        for size, value in ((0.25, 0.80), (None, 0.82 + seed / 200)):
+            cell(root, seed, data="books", data_size=size, recipe=real, glue={"sst2/accuracy": seeds(value)})
+    build(str(root), tmp_path / "report")
     text = (tmp_path / "report" / "report.md").read_text()
-    assert "6 runs in 5 arms: 1 failed, 5 ok; 1 malformed runs skipped" in text
+    assert "SST-2 acc (dev)" in text and "synthetic" not in text.split("## Table")[0]
+    table4 = read_csv(tmp_path / "report" / "tables" / "table4.csv")
+    paper_row = row(table4, "roberta_more_data_100k (paper)", "SST-2 acc (dev)")
+    assert paper_row["paper"] == "95.6" and paper_row["paper_source"] == "RoBERTa Table 4"
+    assert row(table4, "roberta_more_data_100k (paper)", "perplexity (held-out)")["text"] == "not in paper"
+    needed = row(read_csv(tmp_path / "report" / "tables" / "seeds_needed.csv"), "data", "SST-2 acc (dev)")
+    assert needed["for"] == "paper"  # the paper's +0.3 (160GB - 16GB), in our units on the real task
+
+
+def test_failed_missing_and_malformed_runs_appear_as_such(tmp_path):
+    root = tmp_path / "runs"
+    masking_grid(root, [1.0, 1.2])
+    cell(root, 2, masking="static", status="failed")
+    (root / "cells" / "broken").mkdir()
+    (root / "cells" / "broken" / "results.json").write_text("{not json")
+    build(str(root), tmp_path / "report")
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "5 runs in 2 arms: 1 failed, 4 ok; 1 malformed runs skipped" in text
     assert "broken/results.json: unreadable" in text
-    assert "2 (1 of 2 failed)" in text  # the failed replicate is counted, not averaged in
-    assert "| sentence_pair + NSP | not run |" in text
-    assert "Table 4: data size: skipped" in text and "data.size" in text
-    for name in ("report.md", "report.tex", "report.html", "figures/deltas.png", "figures/deltas.pdf",
+    assert "| 2 (1 of 3 failed) |" in text  # the failed seed is counted, not averaged in
+    assert "| sentence_pair + NSP | not run |" not in text and "Table 2: input format and NSP: skipped" in text
+    assert "Table 4: data size: skipped" in text
+    for name in ("report.md", "report.tex", "report.html", "figures/effects.png", "figures/effects.pdf",
                  "figures/loss_curves.png", "figures/glue_tasks.pdf"):
         assert (tmp_path / "report" / name).stat().st_size > 0
-    assert r"\toprule" in (tmp_path / "report" / "report.tex").read_text()
+    tex = (tmp_path / "report" / "report.tex").read_text()
+    assert r"\documentclass" in tex and r"\label{tab:table1}" in tex and "n.s." not in tex.split("tab:table1")[0]
 
 
-def test_runs_under_another_glue_fingerprint_are_not_mixed(runs_dir, tmp_path):
-    path = next(runs_dir.glob("cells/mlm-dynamic-full_sentences-bsz8k*/results.json"))
-    cell = json.loads(path.read_text())
-    cell["glue"] = {"fp2": cell["glue"]["fp1"]}
-    path.write_text(json.dumps(cell))
-    build(str(runs_dir), tmp_path / "report")
+def test_paper_columns_equal_the_reference_values(tmp_path):
+    assert paper.value("table1", "dynamic", "sst2").value == 92.9
+    assert paper.value("table3", "bsz8k", "perplexity").value == 3.77
+    assert paper.delta("table2", "full_sentences", "segment_pair+nsp", "mnli_m").value == pytest.approx(0.7)
+    assert paper.bert_no_nsp("qnli").value == -3.5 and paper.bert_no_nsp("qnli").source == "BERT Table 5"
+    assert paper.delta("table3", "bsz2k", "bsz256", "mlm_loss").value == pytest.approx(-0.081, abs=1e-3)
+
+
+def test_runs_under_another_glue_fingerprint_are_not_mixed(tmp_path):
+    root = tmp_path / "runs"
+    masking_grid(root, [1.0, 1.2])
+    cell(root, 0, schedule="bsz8k", glue={"sst2/accuracy": seeds(0.9)}, fingerprint="fp2")
+    build(str(root), tmp_path / "report")
     text = (tmp_path / "report" / "report.md").read_text()
-    assert "GLUE fingerprint fp1 (4 runs)" in text and "left out of GLUE columns (--glue picks one): fp2 (1 runs)" in text
-    batch = row(read_csv(tmp_path / "report" / "tables" / "ablation_summary.csv"), "larger batch", "SST-2 acc (dev)")
+    assert "GLUE fingerprint fp1 (4 runs)" in text and "(--glue picks one): fp2 (1 runs)" in text
+    batch = row(read_csv(tmp_path / "report" / "tables" / "ablation_summary.csv"), "bsz8k − bsz256",
+                "synthetic SST-2 acc")
     assert batch["delta"] == ""  # the only bsz8k arm was fine-tuned under the other fingerprint
+    build(str(root), tmp_path / "report2", glue="fp2")
+    assert "GLUE fingerprint fp2 (1 runs)" in (tmp_path / "report2" / "report.md").read_text()
 
 
 def test_bad_sources_give_a_short_clear_error(tmp_path):
@@ -134,8 +218,12 @@ def test_bad_sources_give_a_short_clear_error(tmp_path):
         build(str(tmp_path / "missing"), tmp_path / "out")
     with pytest.raises(ConfigError, match="no results.json of a pretraining cell"):
         build(str(tmp_path), tmp_path / "out")
+    with pytest.raises(ConfigError, match="no run holds GLUE results under this fingerprint"):
+        masking_grid(tmp_path / "runs", [1.0])
+        build(str(tmp_path / "runs"), tmp_path / "out", glue="nope")
     (tmp_path / "cell").mkdir()
-    (tmp_path / "cell" / "results.json").write_text(json.dumps({**results("mlm", "static"), "schema_version": 99}))
+    old = cell(tmp_path / "old")
+    (tmp_path / "cell" / "results.json").write_text(json.dumps({**old, "schema_version": 99}))
     with pytest.raises(ConfigError, match=f"schema_version 99; this report reads version {SCHEMA_VERSION}"):
         build(str(tmp_path), tmp_path / "out")
     with pytest.raises(ConfigError, match="no offline W&B runs"):
@@ -184,24 +272,54 @@ def test_default_grid_gives_identical_tables_from_results_offline_wandb_and_the_
     monkeypatch.setattr(wandb, "Api", Api)
     build("wandb:team/roberta-ablations", tmp_path / "from_api")
     assert tables_of(tmp_path / "from_api") == expected
+    # the plots read the same training curves from either source, every step where results.json has it
+    curves = lambda source: {r.cell_id: r.curve for r in load(source).runs}
+    assert curves(str(root / "cells")) == curves(f"wandb-offline:{root / 'wandb'}")
+
+
+def test_the_offline_wandb_reader_works_when_the_venvs_bin_is_not_on_path(grid, tmp_path):
+    root, _ = grid
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "ablations.report", "--source", f"wandb-offline:{root / 'wandb'}",
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "out" / "report.md").is_file()
 
 
 def test_the_grid_ends_with_its_report_in_the_sweep_folder(grid):
     root, _ = grid
     text = (root / "sweep" / "report" / "report.md").read_text()
     for title in ("Table 1: static vs dynamic masking", "Table 2: input format and NSP", "Ablation summary",
-                  "GLUE dev: BERT-style vs RoBERTa-style"):
+                  "GLUE: BERT-style vs RoBERTa-style"):
         assert f"## {title}" in text
     assert "| 92.9 |" in text  # the paper column beside ours (Table 1, dynamic, SST-2)
+    # one pretraining seed per arm: synthetic data said so, n everywhere, no interval on any pretraining effect
+    assert "pretrained on synthetic (" in text and "synthetic GLUE-shaped tasks" in text
+    effects = read_csv(root / "sweep" / "report" / "tables" / "ablation_summary.csv")
+    assert effects and all(r["low"] == "" and "(1 pretraining seed)" in r["text"] for r in effects if r["text"] != "—")
 
 
-@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")), reason="no Chromium")
-def test_html_page_renders_in_headless_chromium(runs_dir, tmp_path):
-    build(str(runs_dir), tmp_path / "report")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    result = subprocess.run([chromium, "--headless", "--no-sandbox", "--dump-dom",
+def test_html_page_renders_in_headless_chromium(tmp_path):
+    chromium = system_tool("chromium", "chromium-browser")
+    masking_grid(tmp_path / "runs", [1.0, 1.2])
+    build(str(tmp_path / "runs"), tmp_path / "report")
+    result = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
                              (tmp_path / "report" / "report.html").as_uri()], capture_output=True, text=True, timeout=60)
     assert "Table 1: static vs dynamic masking" in result.stdout and "data:image/png;base64," in result.stdout
+
+
+def test_report_tex_compiles_into_a_pdf(tmp_path):
+    """Every table a complete float (caption, label, notes) in a document pdflatex builds as it is."""
+    pdflatex = system_tool("pdflatex")
+    root = tmp_path / "runs"
+    masking_grid(root, [1.0, 1.2, 0.7])
+    cell(root, 0, objective="mlm_nsp", input_format="sentence_pair", glue={"sst2/accuracy": seeds(0.7)})
+    build(str(root), tmp_path / "report")
+    result = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
+                            cwd=tmp_path / "report", capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Output written on report.pdf" in result.stdout and (tmp_path / "report" / "report.pdf").stat().st_size > 5000
+    assert "Overfull" not in result.stdout  # wide tables are scaled to the page
 
 
 def test_a_wandb_project_that_cannot_be_read_is_a_clear_error(tmp_path, monkeypatch):

@@ -46,12 +46,31 @@ def _text_files(name, src):
     return [split_sentences(doc) for text in texts for doc in _split_documents(text, src.doc_split, name)]
 
 
+# WikiText's headings: " = Title = " opens an article, " = = Section = = " and deeper are inside one.
+_WIKITEXT_HEADING = re.compile(r"^[ \t]*(=[ \t=]*)[^=\n]+[ \t=]*$", re.M)
+
+
 def _split_documents(text: str, doc_split: str, name: str) -> list[str]:
     if doc_split == "file":
         return [text]
     if doc_split == "blank_line":
         return re.split(r"\n[ \t\r]*\n", text)
-    raise ConfigError(f"data.sources.{name}.doc_split={doc_split}: allowed file, blank_line")
+    if doc_split == "wikitext":
+        return _wikitext_articles(text)
+    raise ConfigError(f"data.sources.{name}.doc_split={doc_split}: allowed file, blank_line, wikitext")
+
+
+def _wikitext_articles(text: str) -> list[str]:
+    """One document per WikiText article (as BERT's documents are whole articles); heading lines are dropped."""
+    articles, current = [], []
+    for line in text.splitlines():
+        heading = _WIKITEXT_HEADING.match(line)
+        if heading and heading.group(1).strip() == "=":  # a top-level " = Title = "
+            articles.append("\n".join(current))
+            current = []
+        elif not heading:
+            current.append(line)
+    return articles + ["\n".join(current)]
 
 
 def _hub(name, src):

@@ -156,6 +156,8 @@ def _finetune(cfg, cell, checkpoint, task, splits, encoded, protocol, fp, seed) 
                              max_epochs=protocol["epochs"], logger=WandbLogger(experiment=run) if run else False,
                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                              num_sanity_val_steps=0, log_every_n_steps=min(t.log_every_steps, steps), deterministic=True,
+                             # dev is scored only where it is reported: every epoch to pick the best, else the last
+                             check_val_every_n_epoch=1 if protocol["select"] == "best" else protocol["epochs"],
                              default_root_dir=cell.dir)
         started = time.perf_counter()
         trainer.fit(module, DataLoader(train, batch_size=protocol["batch_size"], shuffle=True, collate_fn=collate),
@@ -163,18 +165,17 @@ def _finetune(cfg, cell, checkpoint, task, splits, encoded, protocol, fp, seed) 
         seconds = time.perf_counter() - started
         if module.diverged or not module.epochs:
             return {"status": "diverged"}
-        epoch = (len(module.epochs) - 1 if protocol["select"] == "last" else
-                 max(range(len(module.epochs)), key=lambda e: module.epochs[e][1][f"{task.name}/score"]))
-        predictions, scores = module.epochs[epoch]
+        epoch, predictions, scores = (module.epochs[-1] if protocol["select"] == "last" else
+                                      max(module.epochs, key=lambda e: e[2][f"{task.name}/score"]))
         if run is not None:
-            run.summary.update({**{f"glue/{k}": v for k, v in scores.items()}, "glue/epoch": epoch + 1})
+            run.summary.update({**{f"glue/{k}": v for k, v in scores.items()}, "glue/epoch": epoch})
     for split in dev_splits:
         _write_predictions(prediction_path(cell, fp, tasks.dev_key(task, split), seed),
                            [e.label for e in splits[split]], predictions[split])
-    examples = len(train) * len(module.epochs)
+    examples = len(train) * protocol["epochs"]
     log.info("GLUE %s seed %d: score %.4f at epoch %d, %.0f training examples/s", task.name, seed,
-             scores[f"{task.name}/score"], epoch + 1, examples / seconds)
-    return {"status": "ok", "epoch": epoch + 1, "metrics": scores, "train_examples_per_sec": examples / seconds}
+             scores[f"{task.name}/score"], epoch, examples / seconds)
+    return {"status": "ok", "epoch": epoch, "metrics": scores, "train_examples_per_sec": examples / seconds}
 
 
 def prediction_path(cell: Cell, fp: str, key: str, seed: int) -> Path:

@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from ablations.config import ConfigError
-from ablations.report import comparisons, render, tables
+from ablations.report import comparisons, paper, render, tables
 from ablations.report.runs import load
 
 log = logging.getLogger(__name__)
@@ -26,10 +26,10 @@ def build(source: str, out: Path, glue: str | None = None) -> Path:
     fingerprint = glue or (fingerprints.most_common(1)[0][0] if fingerprints else None)
     arms = tables.Arms(loaded.runs, fingerprint)
     columns = tables.glue_columns(arms)
-    built = [tables.table1(arms), tables.table2(arms), tables.table3(arms), tables.table4(arms, columns),
+    built = [tables.table1(arms), tables.table2(arms), tables.table3(arms), tables.table4(arms),
              comparisons.glue_comparison(arms, columns), comparisons.ablation_summary(arms, columns),
              comparisons.training_configs(arms)]
-    made = [t for t in built if isinstance(t, tables.Table)]
+    made = [t for b in built for t in (b if isinstance(b, list) else [b]) if isinstance(t, tables.Table)]
     notes = [t for t in built if isinstance(t, str)]
     header = _header(loaded, arms, fingerprints)
     out.mkdir(parents=True, exist_ok=True)
@@ -37,13 +37,24 @@ def build(source: str, out: Path, glue: str | None = None) -> Path:
     (out / "figures").mkdir(exist_ok=True)
     for table in made:
         render.write_csv(out / "tables" / f"{table.key}.csv", table)
-    images = render.figures(out / "figures", _curves(arms), next((t for t in made if t.key == "ablation_summary"), None),
-                            _glue_bars(arms, columns))
-    (out / "report.md").write_text(render.markdown(TITLE, header, made, notes))
-    (out / "report.tex").write_text(render.latex(made))
-    (out / "report.html").write_text(render.page(TITLE, header, made, notes, images))
+    figures = _figures(out / "figures", arms, columns, next((t for t in made if t.key == "ablation_summary"), None))
+    (out / "report.md").write_text(render.markdown(TITLE, header, made, notes, figures))
+    (out / "report.tex").write_text(render.latex(TITLE, header, made, notes))
+    (out / "report.html").write_text(render.page(TITLE, header, made, notes, figures))
     log.info("report: %d tables, %d skipped, in %s", len(made), len(notes), out)
     return out / "report.md"
+
+
+def _figures(out: Path, arms: tables.Arms, columns: list, summary) -> list:
+    real_glue = arms.recipe is not None and not arms.synthetic_glue
+    made = [render.loss_curves(out, _curves(arms), "Training loss (MLM, plus NSP for the NSP arms) at the logging "
+                               "steps, one line per pretraining seed. " + arms.caption()),
+            render.effects(out, summary.records if summary else [], "Each factor's effect per column with its 95% "
+                           "interval over pretraining seeds (the ablation summary table). " + arms.caption(), real_glue),
+            render.glue_tasks(out, _glue_bars(arms, columns), _paper_marks(columns) if real_glue else {},
+                              "Fine-tuning dev scores by arm" + (" with the papers' BERT-base and RoBERTa-base dev "
+                                                                  "numbers" if real_glue else "") + ". " + arms.caption())]
+    return [f for f in made if f is not None]
 
 
 def _header(loaded, arms: tables.Arms, fingerprints: Counter) -> list[str]:
@@ -52,8 +63,13 @@ def _header(loaded, arms: tables.Arms, fingerprints: Counter) -> list[str]:
             + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())))
     skipped = (f"; {len(loaded.skipped)} malformed runs skipped: " + "; ".join(loaded.skipped) if loaded.skipped
                else "; no run skipped")
+    seeds = Counter(len({r.factors["seed"] for r in runs if r.status == "ok"}) for runs in arms.by_arm.values())
+    lines = [runs + skipped + ".", arms.caption(),
+             "Pretraining seeds per arm: " + ", ".join(f"{n} ({k} arms)" for n, k in sorted(seeds.items())) + "."
+             + (" With one pretraining seed no effect has an interval: run seed=0,1,2 to get them." if set(seeds) == {1}
+                else "")]
     if arms.fingerprint is None:
-        return [runs + skipped + ".", "No GLUE results."]
+        return lines + ["No GLUE results."]
     recipe = next(r.recipes[arms.fingerprint] for r in loaded.runs if arms.fingerprint in r.recipes)
     glue = (f"GLUE fingerprint {arms.fingerprint} ({fingerprints[arms.fingerprint]} runs): {recipe['source']} tasks, "
             f"protocol {recipe['protocol']['name']} v{recipe['protocol']['version']}, fine-tuning seeds "
@@ -62,18 +78,33 @@ def _header(loaded, arms: tables.Arms, fingerprints: Counter) -> list[str]:
     if others:
         glue += "; runs fine-tuned under other fingerprints left out of GLUE columns (--glue picks one): " + \
             ", ".join(others)
-    return [runs + skipped + ".", glue + "."]
+    return lines + [glue + "."]
 
 
 def _curves(arms: tables.Arms) -> dict[str, list]:
-    return {runs[0].name.rsplit("-s", 1)[0]: [r.curve for r in runs if r.curve] for runs in arms.by_arm.values()
+    return {_arm_name(runs): [r.curve for r in runs if r.curve] for runs in arms.by_arm.values()
             if any(r.curve for r in runs)}
+
+
+def _arm_name(runs) -> str:
+    return runs[0].name.rsplit("-s", 1)[0]
 
 
 def _glue_bars(arms: tables.Arms, columns) -> dict[str, dict]:
     out = {}
     for arm, runs in arms.by_arm.items():
-        values = {c.label.removesuffix(" (dev)"): tables.stats.summarize(arms.values(arm, c.key, c.scale).values())
-                  for c in columns}
-        out[runs[0].name.rsplit("-s", 1)[0]] = {k: (s.median, s.std) for k, s in values.items() if s}
-    return {k: v for k, v in out.items() if v}
+        summaries = {arms.column_label(c): arms.summary(arm, c) for c in columns}
+        values = {k: (s.mean, s.std) for k, s in summaries.items() if s}
+        if values:
+            out[_arm_name(runs)] = values
+    return out
+
+
+def _paper_marks(columns) -> dict[str, dict]:
+    marks = {}
+    for who, table, row in (("BERT-base", "glue_dev_bert", "bert_base"), ("RoBERTa-base", "glue_dev_roberta",
+                                                                            "roberta_base")):
+        values = {f"{c.label} (dev)": p.value for c in columns if (p := paper.value(table, row, c.paper))}
+        if values:
+            marks[who] = values
+    return marks

@@ -1,166 +1,234 @@
-"""The tables that compare arms rather than list them: BERT-style vs RoBERTa-style on GLUE, the effect of
-each factor (main effects and interactions from the factorial grid), and the training configurations."""
+"""The tables that compare arms rather than list them: the effect of each factor (main effects over the other
+factors' settings, and interactions where two factors are crossed), how many seeds would settle each, the
+BERT-style vs RoBERTa-style GLUE comparison, and the training configurations."""
 
+from dataclasses import dataclass
 from itertools import combinations
 
-import numpy as np
+from ablations.report import paper, stats
+from ablations.report.tables import (CELL_STATISTIC, LOSS, TABLE2_ROWS, Arms, Column, Table, effect_record, fmt,
+                                     fmt_effect, fmt_paper, paper_record, show)
 
-from ablations.report import stats
-from ablations.report.tables import PAPER, PPL, Arms, Column, Table, average, fmt, fmt_delta, paper_value, show
-
-# factor -> (its keys in a cell, control level, treatment level, paper row); levels chosen among those present
-FACTOR_ROWS = {
-    "NSP removal": ("objective", ("objective", "input_format"), "nsp_removal"),
-    "dynamic masking": ("masking", ("masking",), "dynamic_masking"),
-    "larger batch": ("schedule", ("schedule",), "larger_batch"),
-    "more data": ("data_size", ("data", "data_size"), "more_data"),
-}
+EFFECT_STATISTIC = ("Each effect is the same contrast of the cells' means (treatment − control, each setting of the "
+                    "other factors counted once), with a 95% Student-t interval over pretraining seeds (paired when "
+                    "every arm ran the same seeds, else Welch's); n = pretraining seeds. n.s.: the interval holds 0 "
+                    "(not resolved: too few seeds and no effect both read so); one seed gives no interval. Fine-tuning "
+                    "seeds are reduced to their median within a pretraining seed first.")
 
 
-def _levels(arms: Arms, factor: str) -> tuple | None:
-    """(control, treatment) levels of a factor among the arms, or None when the runs do not vary it."""
-    present = {dict(a)[factor] for a in arms.by_arm}
-    order = {"objective": ["mlm_nsp", "mlm"], "masking": ["static", "dynamic"],
-             "schedule": ["bsz256", "bsz2k", "bsz8k"]}.get(factor)
-    if order:
-        ranked = [v for v in order if v in present]
-    else:  # data size: fewest training tokens first
-        ranked = sorted(present, key=lambda size: arms.train_tokens(data_size=size))
-    return (ranked[0], ranked[-1]) if len(ranked) > 1 else None
+@dataclass(frozen=True)
+class Factor:
+    """One row of effects: treatment arms against control arms that agree on every other factor."""
+    name: str
+    keys: tuple[str, ...]
+    control: dict
+    treatment: dict
+    paper: object  # column -> PaperValue | None
+
+    def pairs(self, arms: Arms) -> list[tuple[tuple, tuple]]:
+        rest = lambda arm: tuple((k, v) for k, v in arm if k not in self.keys and k != "arm")
+        control = {rest(a): a for a in arms.find(**self.control)}
+        return [(control[rest(t)], t) for t in arms.find(**self.treatment) if rest(t) in control]
+
+    def effect(self, arms: Arms, column: Column, target: float | None = None) -> stats.Effect | None:
+        pairs = self.pairs(arms)
+        if not pairs:
+            return None
+        terms = [(sign / len(pairs), arms.summary(arm, column)) for c, t in pairs for sign, arm in ((1, t), (-1, c))]
+        return stats.contrast(terms, target)
 
 
-def _pairs(arms: Arms, factor: str, keys: tuple, levels: tuple):
-    """(control arm, treatment arm) pairs that agree on every other factor."""
-    rest = lambda arm: tuple((k, v) for k, v in arm if k not in keys)
-    control = {rest(a): a for a in arms.find(**{factor: levels[0]})}
-    return [(control[rest(t)], t) for t in arms.find(**{factor: levels[1]}) if rest(t) in control]
-
-
-def _differences(arms: Arms, pairs, column: Column) -> list[np.ndarray]:
+def factors(arms: Arms) -> list[Factor]:
+    """The effects the runs can estimate, named as the paper reads them."""
     out = []
-    for control, treatment in pairs:
-        c, t = arms.values(control, column.key, column.scale), arms.values(treatment, column.key, column.scale)
-        shared = sorted(set(c) & set(t))
-        if shared:
-            out.append(np.array([t[k] - c[k] for k in shared]))
+    if arms.find(masking="static") and arms.find(masking="dynamic"):
+        out.append(Factor("dynamic − static masking", ("masking",), {"masking": "static"}, {"masking": "dynamic"},
+                          lambda c: paper.delta("table1", "dynamic", "static", c)))
+    control = TABLE2_ROWS[0]
+    for label, row, where in TABLE2_ROWS[1:]:
+        if arms.find(**control[2]) and arms.find(**where):
+            name = f"{label} − segment_pair + NSP" + (" (NSP removal)" if row == "full_sentences" else "")
+            out.append(Factor(name, ("objective", "input_format"), control[2], where,
+                              lambda c, row=row: paper.delta("table2", row, "segment_pair+nsp", c)
+                              or (paper.bert_no_nsp(c) if row == "full_sentences" else None)))
+    batches = [b for b in ("bsz256", "bsz2k", "bsz8k") if arms.find(schedule=b)]
+    for larger in batches[1:]:
+        out.append(Factor(f"{larger} − {batches[0]} (larger batch)", ("schedule",), {"schedule": batches[0]},
+                          {"schedule": larger}, lambda c, b=larger: paper.delta("table3", b, batches[0], c)
+                          if batches[0] == "bsz256" else None))
+    sizes = sorted({dict(a)["data_size"] for a in arms.by_arm}, key=lambda s: arms.train_tokens(data_size=s))
+    for larger in sizes[1:]:
+        out.append(Factor(f"data {show(larger)} − {show(sizes[0])} (more data)", ("data", "data_size"),
+                          {"data_size": sizes[0]}, {"data_size": larger},
+                          lambda c: paper.delta("table4", "roberta_more_data_100k", "roberta_books_wiki_100k", c)))
     return out
 
 
-def ablation_summary(arms: Arms, columns: list[Column]) -> Table | str:
-    columns = [c for c in columns if c.key] + [PPL]
-    factors = {name: (spec, levels) for name, spec in FACTOR_ROWS.items()
-               if (levels := _levels(arms, spec[0])) is not None}
-    if not factors:
-        return "Ablation summary: skipped, the runs vary none of objective, masking, schedule, data size; " \
-               "python run.py -m objective=mlm,mlm_nsp masking=static,dynamic fills it."
-    table = Table("ablation_summary", "Ablation summary: effect of each factor (treatment − control)",
-                  ["factor"] + [h for c in columns for h in (c.label, "paper")])
-    for name, ((factor, keys, paper_row), levels) in factors.items():
-        pairs = _pairs(arms, factor, keys, levels)
-        cells = []
-        for column in columns:
-            effect = stats.pooled(_differences(arms, pairs, column))
-            paper = _paper_delta(paper_row, column, levels)
-            table.records.append({"row": name, "column": column.label, **_delta_record(effect), "paper": paper})
-            cells += [fmt_delta(effect, 2 if column is PPL else 1), "—" if paper is None else f"{paper:+}"]
-        table.rows.append([f"{name}: {show(levels[1])} vs {show(levels[0])}"] + cells)
-    for (name_a, (spec_a, levels_a)), (name_b, (spec_b, levels_b)) in combinations(factors.items(), 2):
-        cells, any_value = [], False
-        for column in columns:
-            by_level = []
-            for level in levels_b:
-                pairs = [p for p in _pairs(arms, spec_a[0], spec_a[1], levels_a) if dict(p[1])[spec_b[0]] == level]
-                diffs = _differences(arms, pairs, column)
-                by_level.append(np.concatenate(diffs) if diffs else None)
-            effect = stats.interaction(by_level[1], by_level[0]) if all(d is not None for d in by_level) else None
-            any_value |= effect is not None
-            table.records.append({"row": f"{name_a} x {name_b}", "column": column.label, **_delta_record(effect)})
-            cells += [fmt_delta(effect, 2 if column is PPL else 1), "—"]
+def _target(arms: Arms, column: Column, p: paper.PaperValue | None) -> float | None:
+    """The effect seeds are counted for: the paper's, where it is in our units (real GLUE tasks); else ours."""
+    real = column.key and column.key.startswith("glue:") and arms.recipe and not arms.synthetic_glue
+    return p.value if real and p is not None else None
+
+
+def ablation_summary(arms: Arms, columns: list[Column]) -> list[Table] | str:
+    """The effects table and, beside it, the seeds each effect would need."""
+    columns = [c for c in columns if c.key] + [LOSS]
+    found = factors(arms)
+    if not found:
+        return ("Ablation summary: skipped, the runs vary none of masking, input format / NSP, batch size, data size; "
+                "python run.py -m objective=mlm,mlm_nsp masking=static,dynamic fills it.")
+    labels = [arms.column_label(c) for c in columns]
+    effects = Table("ablation_summary", "Ablation summary: effect of each factor (treatment − control)",
+                    ["effect"] + [h for label in labels for h in (label, "paper")], caption=arms.caption())
+    seeds = Table("seeds_needed", "Pretraining seeds that would resolve each effect (95% interval, 80% power)",
+                  ["effect"] + labels, caption=arms.caption())
+    for factor in found:
+        cells, needed = [], []
+        for column, label in zip(columns, labels):
+            p = factor.paper(column.paper) if column.paper else None
+            e = factor.effect(arms, column, _target(arms, column, p))
+            effects.records.append(effect_record(factor.name, label, e, column.digits, p))
+            cells += [fmt_effect(e, column.digits), fmt_paper(p, signed=True) + (f" ({p.source})" if p else "")]
+            needed.append(_needed(e))
+            seeds.records.append({"row": factor.name, "column": label, "text": needed[-1],
+                                  **({} if e is None else {"seeds_needed": e.seeds_needed, "for": e.target,
+                                                           "n": e.n})})
+        effects.rows.append([factor.name] + cells)
+        seeds.rows.append([factor.name] + needed)
+    for a, b in combinations([f for f in found if len(f.pairs(arms)) > 1], 2):
+        row, cells, any_value = f"interaction: ({a.name}) × ({b.name})", [], False
+        for column, label in zip(columns, labels):
+            e = _interaction(arms, a, b, column)
+            any_value |= e is not None
+            effects.records.append(effect_record(row, label, e, column.digits, None))
+            cells += [fmt_effect(e, column.digits), "—"]
         if any_value:
-            table.rows.append([f"interaction {name_a} × {name_b}"] + cells)
-    table.footnotes += [
-        "Each effect is the mean paired difference over replicates (pretraining seed x fine-tuning seed), pooled over "
-        "every setting of the other factors (the main effect); [95% bootstrap interval]; ≈0 marks an interval that "
-        "contains 0 (within noise). An interaction is the factor's effect at the other factor's second level minus "
-        "at its first.",
-        "NSP removal changes the input format with the objective (mlm: full_sentences, mlm_nsp: segment_pair by "
-        "default), as RoBERTa Table 2's comparison does.",
-        PAPER["caveats"]["ablation_deltas"], PAPER["caveats"]["ablation_nsp_confound"],
-    ]
-    return table
+            effects.rows.append([row] + cells)
+    effects.footnotes += [EFFECT_STATISTIC, "An interaction is the first factor's effect where the second is at its "
+                          "treatment minus where it is at its control.",
+                          "Paper: differences of the printed values of RoBERTa Tables 1-4 (dev; Table 3's perplexities "
+                          "on held-out training data as MLM loss, ln of perplexity), BERT Table 5's No NSP where RoBERTa "
+                          "Table 2 lacks the column; each cell names its source. "
+                          + paper.caveat("ablation_nsp_confound")]
+    if arms.synthetic_corpus or arms.synthetic_glue:
+        effects.footnotes.append("Synthetic data: compare the directions of our effects with the paper's, not their "
+                                 "sizes.")
+    seeds.footnotes.append("From the observed spread of each effect between pretraining seeds: the smallest n with "
+                           "(t_0.975 + t_0.80) × sd / √n ≤ |effect|, for the paper's effect where it is in our units "
+                           "(real GLUE tasks), else for the effect observed. —: one seed or no spread, so no estimate.")
+    return [effects, seeds]
 
 
-def _paper_delta(row: str, column: Column, levels: tuple):
-    entries = [e for e in PAPER["entries"] if e["table"] == "ablation_deltas" and e["row"] == row
-               and e["column"] == column.paper]
-    if row == "larger_batch":  # the paper has 2K - 256 and 8K - 256
-        entries = [e for e in entries if e["note"].split(": ")[1].startswith(levels[1].removeprefix("bsz").upper())]
-    primary = [e for e in entries if e.get("primary")] or entries
-    return primary[0]["value"] if primary else None
+def _interaction(arms: Arms, a: Factor, b: Factor, column: Column) -> stats.Effect | None:
+    """a's effect where b is at its treatment minus where b is at its control."""
+    sides = [[(c, t) for c, t in a.pairs(arms) if all(dict(t)[k] == v for k, v in level.items())]
+             for level in (b.treatment, b.control)]
+    if not all(sides):
+        return None
+    terms = [(sign * side / len(pairs), arms.summary(arm, column))
+             for side, pairs in zip((1, -1), sides) for c, t in pairs for sign, arm in ((1, t), (-1, c))]
+    return stats.contrast(terms)
 
 
-def _delta_record(d: stats.Delta | None) -> dict:
-    return {} if d is None else {"delta": d.value, "low": d.low, "high": d.high, "n": d.n,
-                                 "within_noise": d.within_noise}
+def _needed(e: stats.Effect | None) -> str:
+    if e is None or not e.has_interval:
+        return "—"
+    if e.seeds_needed is None:
+        return "> 1000" if e.value else "—"
+    return f"{e.seeds_needed} ({e.target}, now {e.n})"
+
+
+BERT_STYLE = {"objective": "mlm_nsp", "masking": "static"}
+ROBERTA_STYLE = {"objective": "mlm", "masking": "dynamic"}
+
+
+def _recipe_arms(arms: Arms) -> tuple[tuple, tuple] | None:
+    """BERT-style (MLM + NSP, static, the smallest batch and data) and RoBERTa-style (MLM, dynamic, the largest
+    batch and data) among the arms: each the arm closest to its recipe."""
+    schedules = [b for b in ("bsz256", "bsz2k", "bsz8k") if arms.find(schedule=b)]
+    sizes = sorted({dict(a)["data_size"] for a in arms.by_arm}, key=lambda s: arms.train_tokens(data_size=s))
+    picked = []
+    for recipe, end in ((BERT_STYLE, 0), (ROBERTA_STYLE, -1)):
+        candidates = arms.find(**recipe)
+        if not candidates:
+            return None
+        wanted = {"schedule": schedules[end], "data_size": sizes[end]}
+        picked.append(max(candidates, key=lambda a: sum(dict(a)[k] == v for k, v in wanted.items())))
+    return picked[0], picked[1]
 
 
 def glue_comparison(arms: Arms, columns: list[Column]) -> Table | str:
-    """BERT-style (mlm_nsp, static, small batch, less data) vs RoBERTa-style (mlm, dynamic, large batch, more
-    data): the arms of the runs closest to each recipe."""
     if not columns:
         return "GLUE comparison: skipped, the runs hold no GLUE results; stage=all (the default) fills it."
-    levels = {f: _levels(arms, f) for f in ("objective", "masking", "schedule", "data_size")}
-    bert = {f: lv[0] for f, lv in levels.items() if lv}
-    roberta = {f: lv[1] for f, lv in levels.items() if lv}
-    pick = lambda recipe: max(arms.by_arm, key=lambda a: sum(dict(a)[f] == v for f, v in recipe.items()))
-    if "objective" not in bert or "masking" not in bert:
-        return "GLUE comparison: skipped, it needs both objectives and both maskings; " \
-               "python run.py -m objective=mlm,mlm_nsp masking=static,dynamic fills it."
-    bert_arm, roberta_arm = pick(bert), pick(roberta)
-    table = Table("glue_comparison", "GLUE dev: BERT-style vs RoBERTa-style pretraining",
-                  ["task", f"BERT-style ({_recipe(bert_arm, bert)})", f"RoBERTa-style ({_recipe(roberta_arm, roberta)})",
-                   "delta [95% CI]", "paper BERT-base", "paper RoBERTa-base", "paper delta"])
-    rows = [(c.label, arms.values(bert_arm, c.key, c.scale), arms.values(roberta_arm, c.key, c.scale), c.paper)
-            for c in columns]
-    rows.append(("average", average(arms, bert_arm, columns), average(arms, roberta_arm, columns), None))
-    for label, b, r, paper in rows:
-        d = stats.delta(r, b)
-        pb, pr = (paper_value("glue_dev_bert", "bert_base", paper), paper_value("glue_dev_roberta", "roberta_base",
-                                                                                   paper)) if paper else (None, None)
-        pd = round(pr - pb, 1) if pb is not None and pr is not None else None
-        table.records.append({"row": label, "bert": stats.summarize(b.values()), "roberta": stats.summarize(r.values()),
-                              **_delta_record(d), "paper_bert": pb, "paper_roberta": pr})
-        table.rows.append([label, fmt(stats.summarize(b.values())), fmt(stats.summarize(r.values())), fmt_delta(d),
-                           *("—" if v is None else f"{v}" for v in (pb, pr, pd))])
+    found = _recipe_arms(arms)
+    if found is None:
+        return ("GLUE comparison: skipped, it needs a BERT-style (mlm_nsp, static) and a RoBERTa-style (mlm, dynamic) "
+                "arm; python run.py -m experiment=glue_comparison fills it.")
+    bert, roberta = found
+    describe = lambda arm: ", ".join(show(dict(arm)[k]) for k in ("objective", "masking", "input_format", "schedule",
+                                                                   "data_size"))
+    table = Table("glue_comparison", "GLUE: BERT-style vs RoBERTa-style pretraining",
+                  ["task", f"BERT-style ({describe(bert)})", f"RoBERTa-style ({describe(roberta)})",
+                   "RoBERTa-style − BERT-style", "paper BERT-base", "paper RoBERTa-base",
+                   "paper RoBERTa-base − BERT-base"], caption=arms.caption([bert, roberta]))
+    for column in columns:
+        b, r = arms.summary(bert, column), arms.summary(roberta, column)
+        e = stats.contrast([(1, r), (-1, b)])
+        pb, pr = paper.value("glue_dev_bert", "bert_base", column.paper), paper.value("glue_dev_roberta", "roberta_base",
+                                                                                      column.paper)
+        pd = paper.PaperValue(round(pr.value - pb.value, 1), "dev", "delta", f"{pr.source} − {pb.source}") \
+            if pb and pr else None
+        _comparison_row(table, arms.column_label(column), b, r, e, pb, pr, pd)
+    b, r = _average(arms, bert, columns), _average(arms, roberta, columns)
+    tasks = sorted({c.key.split(":")[1].split("/")[0].removesuffix("_mm") for c in columns})
+    _comparison_row(table, f"average of {len(tasks)} task scores", b, r, stats.contrast([(1, r), (-1, b)]), None, None,
+                    None)
     table.footnotes += [
-        "Ours: GLUE task score (the mean of a task's metrics: MRPC and QQP F1 and accuracy, STS-B Pearson and "
-        "Spearman), x100, median ± std over replicates; MNLI matched and mismatched accuracy apart. The delta is the "
-        "mean paired difference over shared replicates with its 95% bootstrap interval (≈0: within noise).",
+        CELL_STATISTIC + " Task columns: GLUE's metric of the task (MRPC and QQP: mean of F1 and accuracy; STS-B: of "
+        "Pearson and Spearman) x100. The average is over task scores, MNLI counted once (the mean of matched and "
+        "mismatched), as glue/score is; the papers print no comparable average.", EFFECT_STATISTIC,
         "Paper columns are dev numbers: BERT-base from BERT Table 5 (it prints only MNLI-m, QNLI, MRPC, SST-2 dev), "
-        "RoBERTa-base from the fairseq README (= RoBERTa Table 8).", PAPER["caveats"]["glue_mixed"],
-        PAPER["caveats"]["glue_dev_metrics"],
-    ]
+        "RoBERTa-base from the fairseq README (= RoBERTa Table 8). The paper delta is RoBERTa-base − BERT-base: models "
+        "trained on other data, for other steps and batches, not the difference of our two arms.",
+        paper.caveat("glue_mixed"), paper.caveat("glue_dev_metrics")]
     return table
 
 
-def _recipe(arm: tuple, recipe: dict) -> str:
-    return ", ".join(show(dict(arm)[f]) for f in recipe)
+def _comparison_row(table: Table, label: str, b, r, e, pb, pr, pd) -> None:
+    table.rows.append([label, fmt(b), fmt(r), fmt_effect(e), fmt_paper(pb), fmt_paper(pr), fmt_paper(pd, signed=True)])
+    table.records.append({"row": label, "bert_mean": getattr(b, "mean", None), "bert_std": getattr(b, "std", None),
+                          "bert_n": getattr(b, "n", None), "roberta_mean": getattr(r, "mean", None),
+                          "roberta_std": getattr(r, "std", None), "roberta_n": getattr(r, "n", None),
+                          **effect_record(label, "RoBERTa-style − BERT-style", e, 1, pd),
+                          "paper_bert": getattr(pb, "value", None), "paper_roberta": getattr(pr, "value", None)})
+
+
+def _average(arms: Arms, arm: tuple, columns: list[Column]) -> stats.Summary | None:
+    """Per pretraining seed, the mean of the task scores (MNLI once); seeds missing a task are left out."""
+    tasks = sorted({c.key.split(":")[1].split("/")[0].removesuffix("_mm") for c in columns})
+    per_task = [stats.per_pretraining_seed(arms.values(arm, f"glue:{t}/score", 100)) for t in tasks]
+    shared = set.intersection(*(set(v) for v in per_task)) if per_task else set()
+    return stats.summarize({(seed,): sum(v[seed] for v in per_task) / len(per_task) for seed in shared})
 
 
 def training_configs(arms: Arms) -> Table:
     table = Table("training_configs", "Training configuration of each arm beside BERT's and RoBERTa's",
-                  ["arm", "batch", "peak LR", "warmup steps", "steps", "seq len", "train tokens", "tokens seen"])
+                  ["arm", "batch", "sequences/step", "peak LR", "warmup steps", "steps", "seq len", "train tokens",
+                   "real tokens seen"], caption=arms.caption())
     for arm, runs in arms.by_arm.items():
         run = runs[0]
-        row = [run.plan.get("batch"), run.plan.get("peak_lr"), run.plan.get("warmup_steps"),
+        row = [run.plan.get("batch"), run.plan.get("sequences"), run.plan.get("peak_lr"), run.plan.get("warmup_steps"),
                run.plan.get("steps"), run.seq_len, run.train_tokens, run.tokens_seen]
         table.rows.append([run.name.rsplit("-s", 1)[0]] + ["—" if v is None else f"{v}" for v in row])
         table.records.append(dict(zip(table.header, [table.rows[-1][0], *row])))
     for who in ("bert", "roberta"):
-        row = [paper_value("settings", who, c) for c in ("batch_size", "peak_lr", "warmup_steps", "steps", "seq_len",
-                                                          "data")] + [None]  # the papers state tokens per batch only
-        table.rows.append([f"{who.upper() if who == 'bert' else 'RoBERTa'} (paper)"] +
-                          ["—" if v is None else f"{v}" for v in row])
-        table.records.append(dict(zip(table.header, [table.rows[-1][0], *row])))
-    table.footnotes.append(PAPER["caveats"]["settings"])
+        values = [paper.value("settings", who, c) for c in ("batch_size", "peak_lr", "warmup_steps", "steps",
+                                                             "seq_len", "data")]
+        row = [values[0], None, *values[1:5], values[5], None]
+        table.rows.append([f"{'BERT' if who == 'bert' else 'RoBERTa'} (paper)"] + [fmt_paper(v) for v in row])
+        table.records.append({**dict(zip(table.header, [table.rows[-1][0], *(getattr(v, "value", None) for v in row)])),
+                              **paper_record(values[0])})
+    table.footnotes += ["Ours: batch is the preset's batch in full-length sequences; each step takes the "
+                        "sequences/step that hold batch × seq_len real tokens in the arm's input format.",
+                        paper.caveat("settings")]
     return table

@@ -4,7 +4,9 @@ run folders (results.json, the local source of truth), offline W&B runs (read wi
 
 import json
 import os
+import shutil
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +34,14 @@ class Run:
     glue: dict = field(default_factory=dict)     # {GLUE fingerprint: {metric key: {fine-tuning seed: value}}}
     recipes: dict = field(default_factory=dict)  # {GLUE fingerprint: its recipe (source, protocol, seeds, ...)}
     curve: list = field(default_factory=list)
+    corpus: str = ""  # what the pretraining text was, for captions
+    arm_id: str = ""  # a hash of the science settings without the seed
 
     @property
     def arm(self) -> tuple:
-        """The cell without its seed: runs of one arm are replicates."""
-        return tuple((k, self.factors[k]) for k in FACTORS if k != "seed")
+        """The cell without its seed: runs of one arm are replicates. Its factors, and the arm id, so cells that
+        differ in a setting the factors do not name (a token budget, an optimizer) are never pooled."""
+        return (*((k, self.factors[k]) for k in FACTORS if k != "seed"), ("arm", self.arm_id))
 
 
 @dataclass
@@ -92,7 +97,19 @@ def _from_results(r: dict, where: str) -> Run:
     return Run(cell_id=r["cell_id"], name=r["name"], status=r["status"], factors=dict(r["factors"]), where=where,
                plan=r.get("plan") or {}, seq_len=r["config"]["seq_len"], train_tokens=(r.get("data") or {}).get(
                    "train_tokens"), tokens_seen=r.get("tokens_seen"), metrics=_plain(r.get("metrics") or {}),
-               glue=glue, recipes=recipes, curve=[tuple(p) for p in r.get("curve") or []])
+               glue=glue, recipes=recipes, curve=[tuple(p) for p in r.get("curve") or []],
+               corpus=describe_corpus(r["config"]["data"]), arm_id=r["arm_id"])
+
+
+def describe_corpus(data: dict) -> str:
+    """The corpus a caption names: its preset and every source (a generator, a folder, a Hub dataset)."""
+    sources = []
+    for name, src in data["sources"].items():
+        where = {"synthetic": lambda: f"{src.get('num_documents')} generated documents",
+                 "text_files": lambda: f"{src.get('path')}",
+                 "hub": lambda: f"{src.get('dataset')}"}.get(src.get("type"), lambda: "")()
+        sources.append(f"{name}: {where}" if len(data["sources"]) > 1 else where)
+    return f"{data['name']} ({'; '.join(sources)})"
 
 
 def _plain(metrics: dict) -> dict:
@@ -108,8 +125,9 @@ def offline_records(folder: Path) -> tuple[list["_Record"], list[str]]:
     dirs = sorted(folder.glob("offline-run-*")) + sorted(folder.glob("wandb/offline-run-*"))
     if not dirs:
         raise ConfigError(f"--source wandb-offline:{folder}: no offline W&B runs (offline-run-* folders) in it")
+    wandb = _wandb_cli()
     with ThreadPoolExecutor(max_workers=8) as pool:  # one `wandb leet` process per run, a few at a time
-        outputs = list(pool.map(lambda d: subprocess.run(["wandb", "leet", "inspect", "--summary", "--json", str(d)],
+        outputs = list(pool.map(lambda d: subprocess.run([wandb, "leet", "inspect", "--summary", "--json", str(d)],
                                                          capture_output=True, text=True).stdout, dirs))
     records, skipped = [], []
     for run_dir, out in zip(dirs, outputs):
@@ -123,8 +141,18 @@ def offline_records(folder: Path) -> tuple[list["_Record"], list[str]]:
     return records, skipped
 
 
+def _wandb_cli() -> str:
+    """W&B's CLI of this interpreter's environment (a venv's bin need not be on PATH), else the one on PATH."""
+    beside = Path(sys.executable).parent / "wandb"
+    found = str(beside) if beside.is_file() else shutil.which("wandb")
+    if found is None:
+        raise ConfigError(f"--source wandb-offline: needs W&B's `wandb` command (not beside {sys.executable} nor on "
+                          f"PATH); pip install wandb")
+    return found
+
+
 def _offline_history(run_dir: Path) -> list[dict]:
-    out = subprocess.run(["wandb", "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True)
+    out = subprocess.run([_wandb_cli(), "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True)
     return [r["history"]["item"] for r in map(json.loads, out.stdout.splitlines()) if r.get("type") == "history"]
 
 
@@ -175,7 +203,7 @@ def _from_wandb(records: list[_Record], skipped: list[str], source: str) -> Load
                 seq_len=config.get("seq_len"), train_tokens=summary.get("data/train_tokens"),
                 tokens_seen=summary.get("tokens_seen"),
                 metrics=_plain({k: v for k, v in summary.items() if "/" in k and not k.startswith(("plan/", "_"))}),
-                curve=_curve(parts))
+                curve=_curve(parts), corpus=describe_corpus(config["data"]), arm_id=config["arm_id"])
         except KeyError as err:
             skipped.append(f"{source} run {cell_id}: malformed (no {err})")
     for record in finetunes:
@@ -191,5 +219,7 @@ def _from_wandb(records: list[_Record], skipped: list[str], source: str) -> Load
 
 
 def _curve(parts: list[_Record]) -> list[tuple[int, float]]:
-    return [(int(h["trainer/global_step"]), h["train/loss"]) for part in parts for h in part.history()
-            if "train/loss" in h and "trainer/global_step" in h]
+    """(step, training loss) as results.json keeps it; a step a resumed run logged again counts once."""
+    points = {int(h["trainer/global_step"]): h["train/loss"] for part in parts for h in part.history()
+              if "train/loss" in h and "trainer/global_step" in h}
+    return sorted(points.items())
