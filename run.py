@@ -2,6 +2,7 @@
 
 import logging
 import sys
+import warnings
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -9,6 +10,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 log = logging.getLogger("run")
+# Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates, once per fit: noise in every cell's log.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
@@ -18,7 +21,8 @@ def main(cfg: DictConfig) -> None:
 
     try:
         if cfg.dry_run:
-            record(dry_run(cfg))
+            status, cost = dry_run(cfg)
+            record(status, extra=cost)
         else:
             from ablations.runner import run_cell  # torch, Lightning, transformers: seconds to import
 

@@ -92,6 +92,10 @@ def _batch(cfg) -> int:
                           f"({int(scaled)} x seq_len {cfg.seq_len} tokens)")
     if not isinstance(t.micro_batch_size, int) or t.micro_batch_size < 1:
         raise ConfigError(f"trainer.micro_batch_size={t.micro_batch_size}: allowed a whole number >= 1")
+    for key in ("devices", "num_nodes"):
+        if not isinstance(t[key], int) or isinstance(t[key], bool) or t[key] < 1:
+            raise ConfigError(f"trainer.{key}={t[key]}: allowed a whole number >= 1 (a count, so each cell's "
+                              f"global batch is split the same way on every launch)")
     return int(scaled)
 
 

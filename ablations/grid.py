@@ -20,6 +20,7 @@ def dry_run(cfg: DictConfig) -> str:
     number of sequences a step takes depends on how full the input format's sequences are."""
     from hydra.utils import to_absolute_path
 
+    from ablations import compute
     from ablations.budget import budget
     from ablations.cell import Cell
     from ablations.config import check
@@ -30,16 +31,19 @@ def dry_run(cfg: DictConfig) -> str:
     cell = Cell.of(cfg, root)
     data = prepare(cfg, root, masks=False)
     spend = budget(cfg, data)
-    expected = round(spend.plan.steps * spend.plan.sequences * data.stats["tokens_per_sequence"])
-    print(f"cell {cell.id} {cell.name}: {spend.describe()}; about {expected} real tokens "
-          f"(schedule.total_tokens {cfg.schedule.total_tokens})", flush=True)
-    return "dry_run"
+    tokens = spend.plan.steps * spend.plan.sequences * data.stats["tokens_per_sequence"]
+    flops = tokens * compute.flops_per_token(cfg.model, len(data.tokenizer), data.stats["tokens_per_sequence"])
+    cost = compute.cell_cost(cfg, flops)
+    print(f"cell {cell.id} {cell.name}: {spend.describe()}; about {round(tokens)} real tokens "
+          f"(schedule.total_tokens {cfg.schedule.total_tokens})\n  {compute.describe_cost(flops, tokens, cost)}",
+          flush=True)
+    return "dry_run", {"tokens": tokens, "flops": flops, **cost}
 
 
-def record(status: str, error: str | None = None) -> None:
+def record(status: str, error: str | None = None, extra: dict | None = None) -> None:
     """The job's outcome (ok, diverged, skipped: already finished, dry_run, failed) in its Hydra output folder."""
     folder = Path(HydraConfig.get().runtime.output_dir)
-    (folder / OUTCOME).write_text(json.dumps({"status": status, "error": error,
+    (folder / OUTCOME).write_text(json.dumps({"status": status, "error": error, **(extra or {}),
                                               "overrides": list(HydraConfig.get().overrides.task)}))
 
 
@@ -50,6 +54,11 @@ class GridEnd(Callback):
         failed = [o for o in outcomes if o["status"] == "failed"]
         log.info("grid: %d cells, %d failed%s", len(outcomes), len(failed),
                  "".join(f"\n  failed: {' '.join(o['overrides'])}: {o['error']}" for o in failed))
+        costed = [o for o in outcomes if "hours" in o]
+        if costed:
+            log.info("grid cost: %.3g real tokens, %.3g FLOPs, %.3g h one cell after another, %.3g GPU-hours on %s",
+                     sum(o["tokens"] for o in costed), sum(o["flops"] for o in costed),
+                     sum(o["hours"] for o in costed), sum(o["device_hours"] for o in costed), costed[0]["device"])
         if outcomes and not all(o["status"] == "dry_run" for o in outcomes):
             from ablations.report import build
 

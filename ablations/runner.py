@@ -4,6 +4,7 @@ and the cell's W&B run. `stage` runs either half alone."""
 
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -16,13 +17,14 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import WandbLogger
-from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.data import DataLoader
 
+from ablations import compute
 from ablations.cell import Cell, provenance, write_results
 from ablations.budget import Budget, budget
 from ablations.config import ConfigError, check
@@ -45,12 +47,16 @@ def run_cell(cfg: DictConfig) -> dict:
     if cfg.stage not in STAGES:
         raise ConfigError(f"stage={cfg.stage}: allowed {', '.join(STAGES)}")
     root = Path(to_absolute_path(cfg.paths.root))
-    if cfg.trainer.threads:
-        torch.set_num_threads(cfg.trainer.threads)
+    torch.set_num_threads(_threads(cfg))
     glue = load_tasks(cfg.glue) if cfg.stage != "pretrain" else None  # bad GLUE input stops a cell before it trains
     if cfg.model.pretrained is not None:
         return _finetune_checkpoint(cfg, root, glue)
     check(cfg)
+    ranks = cfg.trainer.devices * cfg.trainer.num_nodes
+    if cfg.stage == "all" and ranks > 1:
+        raise ConfigError(f"stage=all with trainer.devices x trainer.num_nodes = {ranks}: fine-tuning runs on one device "
+                          f"while the others would idle; run stage=pretrain on the {ranks} devices, then "
+                          f"stage=finetune trainer=gpu (one device a cell)")
     cell = Cell.of(cfg, root)
     if cfg.force:
         shutil.rmtree(cell.dir / "checkpoints", ignore_errors=True)
@@ -73,7 +79,7 @@ def run_cell(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     with wandb_run(cfg, cell) as run:
         results = _pretrain(cfg, spend, cell, data, run)
-        if cfg.stage == "all" and results["status"] == "ok" and rank_zero_only.rank == 0:
+        if cfg.stage == "all" and results["status"] == "ok":
             results = _glue(cfg, cell, results, from_pretrained(results["model_dir"], _reuse_pooler(cfg)), glue, run)
     return results
 
@@ -85,10 +91,12 @@ def _pretrain(cfg, spend: Budget, cell: Cell, data: Prepared, run) -> dict:
             "config": OmegaConf.to_container(cfg, resolve=True), "plan": vars(plan), "data": data.stats,
             "warnings": spend.warnings, "wandb": run_path(run), **provenance()}
     try:
-        module, trainer, last, fingerprints = _train(cfg, spend, data, cell, run)
+        module, trainer, last, fingerprints, fit_seconds = _train(cfg, spend, data, cell, run)
         final = trainer.validate(module, _eval_loader(cfg, data), verbose=False)[0]
         status = "diverged" if module.diverged else "ok"
-        tokens_seen, sequences_seen = module.global_tokens_seen(), int(module._global_sum(module.sequences_seen))
+        tokens_seen, sequences_seen = module.global_tokens_seen(), int(module.global_sum(module.sequences_seen))
+        trained = int(module.global_sum(module.tokens_seen - module.tokens_at_start))  # by this run, not before a resume
+        flops = _compute(cfg, data, tokens_seen, trained, fit_seconds, trainer.world_size)
         if status == "ok" and trainer.is_global_zero:
             module.model.config.pretraining_seq_len = cfg.seq_len  # fine-tuning never feeds longer inputs
             module.model.save_pretrained(cell.dir / "model")
@@ -98,18 +106,20 @@ def _pretrain(cfg, spend: Budget, cell: Cell, data: Prepared, run) -> dict:
                                           "timing": {"seconds": time.time() - started}})
         raise
     seconds = time.time() - started
-    metrics = {**last, **final, "train/tokens_per_sec": tokens_seen / seconds,
+    metrics = {**last, **final, "train/tokens_per_sec": trained / fit_seconds,
                "data/unigram_entropy": data.stats["unigram_entropy"]}
     epochs = spend.batches.epochs(trainer.global_step)
     results = {**base, "status": status, "metrics": metrics, "tokens_seen": tokens_seen,
                "sequences_seen": sequences_seen, "steps": trainer.global_step, "epochs": epochs,
-               "mask_fingerprints": fingerprints, "curve": module.curve, "timing": {"seconds": seconds},
+               "mask_fingerprints": fingerprints, "curve": module.curve, "compute": flops,
+               "timing": {"seconds": seconds, "fit_seconds": fit_seconds},
                "model_dir": str(cell.dir / "model") if status == "ok" else None}
     if run is not None:
         run.summary.update({**metrics, "status": status, "tokens_seen": tokens_seen, "sequences_seen": sequences_seen,
                             "steps": trainer.global_step, "epochs": epochs,
                             "data/train_tokens": data.stats["train_tokens"],
                             "data/tokens_per_sequence": data.stats["tokens_per_sequence"],
+                            **{f"compute/{k}": v for k, v in flops.items()},
                             **{f"plan/{k}": v for k, v in vars(plan).items()}})
     if trainer.is_global_zero:
         write_results(cell.results_path, results)
@@ -117,6 +127,24 @@ def _pretrain(cfg, spend: Budget, cell: Cell, data: Prepared, run) -> dict:
              cell.name, status, tokens_seen, trainer.global_step, final["val/perplexity"], cell.results_path,
              run_path(run)["dir"] if run is not None else "off")
     return results
+
+
+def _threads(cfg) -> int:
+    """trainer.threads, else this machine's cores shared by the cells a grid runs at once."""
+    if cfg.trainer.threads:
+        return cfg.trainer.threads
+    grid = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    return max(1, (os.cpu_count() or 1) // (cfg.trainer.parallel_cells if grid else 1))
+
+
+def _compute(cfg, data: Prepared, tokens_seen: int, trained: int, fit_seconds: float, ranks: int) -> dict:
+    """Model FLOPs (ablations/compute.py) of the cell, and of this run's training against the devices' peak."""
+    per_token = compute.flops_per_token(cfg.model, len(data.tokenizer), data.stats["tokens_per_sequence"])
+    peak, peak_source = compute.device_peak(cfg.trainer.accelerator, cfg.trainer.precision)
+    achieved = per_token * trained / fit_seconds
+    return {"flops_per_token": per_token, "total_flops": per_token * tokens_seen, "flops_per_sec": achieved,
+            "peak_flops": peak * ranks if peak else None, "peak": f"{ranks} x {peak_source}",
+            "mfu": achieved / (peak * ranks) if peak else None}
 
 
 def _read(path: Path) -> dict:
@@ -190,7 +218,7 @@ def _train(cfg, spend: Budget, data: Prepared, cell: Cell, run):
     module = PretrainModule(
         model=OmegaConf.to_container(cfg.model, resolve=True), vocab_size=len(data.tokenizer),
         pad_id=data.tokenizer.pad_token_id, nsp=cfg.objective.nsp, steps=plan.steps, warmup_steps=plan.warmup_steps,
-        sequences=plan.sequences, clip_grad_norm=cfg.schedule.clip_grad_norm,
+        sequences=plan.sequences, clip_grad_norm=cfg.schedule.clip_grad_norm, seed=cfg.seed,
         optimizer={"lr": plan.peak_lr, "weight_decay": cfg.schedule.weight_decay,
                    "betas": list(cfg.schedule.adam_betas), "eps": cfg.schedule.adam_eps})
     fingerprint = MaskFingerprint()
@@ -205,18 +233,22 @@ def _train(cfg, spend: Budget, data: Prepared, cell: Cell, run):
         enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, log_every_n_steps=t.log_every_steps,
         val_check_interval=t.eval_every_steps, num_sanity_val_steps=0, use_distributed_sampler=False,
         default_root_dir=cell.dir)
+    if t.compile:
+        module.model.compile(dynamic=True)  # in place: the state dict, checkpoints and export keep their names
     loader = DataLoader(data.train, batch_sampler=spend.batches, num_workers=t.num_workers,
                         collate_fn=partial(collate_step, pad_id=data.tokenizer.pad_token_id, micro_batch=plan.micro_batch),
-                        persistent_workers=t.num_workers > 0)
+                        persistent_workers=t.num_workers > 0, pin_memory=t.accelerator == "gpu")
     with warnings.catch_warnings():
         # Lightning warns that a mid-epoch resume of a plain loader is unreliable (ResumeAtStep makes it exact), and
         # that validation_step has no loader when eval_every_steps is off (the held-out loss is taken after fit).
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
         warnings.filterwarnings("ignore", message="You defined a `validation_step` but have no `val_dataloader`")
+        started = time.perf_counter()
         trainer.fit(module, loader, _eval_loader(cfg, data) if t.eval_every_steps else None,
                     ckpt_path=_resume_from(cell.dir / "checkpoints"))
+        fit_seconds = time.perf_counter() - started
     last = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
-    return module, trainer, last, fingerprint.fingerprints
+    return module, trainer, last, fingerprint.fingerprints, fit_seconds
 
 
 def _resume_from(folder: Path) -> Path | None:

@@ -16,7 +16,7 @@ def default_cfg(*overrides):
         return compose("config", overrides=list(overrides))
 
 
-def train_steps(data, spend, count: int) -> list:
+def train_steps(data, spend, count: int, workers: int = 0, pin_memory: bool = False) -> list:
     """The first `count` optimizer steps a cell is fed, each a list of micro-batches, as the training loader gives
     them."""
     from functools import partial
@@ -25,7 +25,7 @@ def train_steps(data, spend, count: int) -> list:
 
     from ablations.data.masking import collate_step
 
-    loader = DataLoader(data.train, batch_sampler=spend.batches,
+    loader = DataLoader(data.train, batch_sampler=spend.batches, num_workers=workers, pin_memory=pin_memory,
                         collate_fn=partial(collate_step, pad_id=data.tokenizer.pad_token_id,
                                            micro_batch=spend.plan.micro_batch))
     return [step for _, step in zip(range(count), loader)]

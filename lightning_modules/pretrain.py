@@ -34,7 +34,8 @@ def pretraining_losses(model, batch: dict, nsp: bool) -> dict:
 
 
 def bert_config(model: dict, vocab_size: int, pad_id: int) -> BertConfig:
-    return BertConfig(vocab_size=vocab_size, pad_token_id=pad_id, type_vocab_size=2,
+    """Attention through PyTorch's scaled_dot_product_attention (flash or memory-efficient kernels on GPUs)."""
+    return BertConfig(vocab_size=vocab_size, pad_token_id=pad_id, type_vocab_size=2, attn_implementation="sdpa",
                       **{k: v for k, v in model.items() if k not in ("name", "pretrained")})
 
 
@@ -43,22 +44,24 @@ def build_model(model: dict, vocab_size: int, pad_id: int, nsp: bool):
 
 
 def adamw(named_parameters, lr: float, weight_decay: float, betas=(0.9, 0.98), eps: float = 1e-6):
-    """AdamW without decay on biases and LayerNorm weights, as BERT and RoBERTa train."""
+    """AdamW without decay on biases and LayerNorm weights, as BERT and RoBERTa train; fused into one kernel when
+    the weights are on a GPU."""
     params = list(named_parameters)
     return torch.optim.AdamW([{"params": [p for _, p in params if p.ndim > 1], "weight_decay": weight_decay},
                               {"params": [p for _, p in params if p.ndim <= 1], "weight_decay": 0.0}],
-                             lr=lr, betas=tuple(betas), eps=eps)
+                             lr=lr, betas=tuple(betas), eps=eps, fused=all(p.is_cuda for _, p in params) or None)
 
 
 class PretrainModule(pl.LightningModule):
     def __init__(self, model: dict, vocab_size: int, pad_id: int, nsp: bool, optimizer: dict, steps: int,
-                 warmup_steps: int, sequences: int, clip_grad_norm: float | None = None):
+                 warmup_steps: int, sequences: int, clip_grad_norm: float | None = None, seed: int = 0):
         super().__init__()
         self.save_hyperparameters()  # plain containers only: checkpoints load with weights_only=True
         self.automatic_optimization = False
         self.model = build_model(model, vocab_size, pad_id, nsp)
         self.val_loss = MeanMetric()
         self.tokens_seen = 0     # real tokens fed to this rank
+        self.tokens_at_start = 0  # of which a checkpoint this run resumed from had seen
         self.sequences_seen = 0  # sequences fed to this rank
         self.curve: list[tuple[int, float]] = []  # (step, training loss) at logging steps, for the report's plots
         self.diverged = False
@@ -68,10 +71,15 @@ class PretrainModule(pl.LightningModule):
         self._counts = np.zeros(2, dtype=np.int64)  # and masked tokens, sequences (counted on the host: no sync)
         self._rng = None  # a resumed run's RNG state, until its first batch
 
+    def on_fit_start(self):
+        """Ranks draw their own dropout masks (the weights are rank 0's, broadcast by DDP)."""
+        if self.trainer.world_size > 1:
+            torch.manual_seed(self.hparams.seed * 1000 + self.global_rank)
+
     def training_step(self, micro_batches: list[dict], batch_idx):
         optimizer, schedule = self.optimizers(), self.lr_schedulers()
         world = self.trainer.world_size
-        masked = self._global_sum(sum(mb["masked_tokens"] for mb in micro_batches))
+        masked = self.global_sum(sum(mb["masked_tokens"] for mb in micro_batches))
         for i, batch in enumerate(micro_batches):
             with self._no_sync() if i < len(micro_batches) - 1 else nullcontext():
                 losses = pretraining_losses(self.model, batch, self.hparams.nsp)
@@ -91,7 +99,7 @@ class PretrainModule(pl.LightningModule):
         if self._logging_step():
             self._log_training()
 
-    def _global_sum(self, value):
+    def global_sum(self, value):
         """A count or a tensor of sums, summed over ranks (one small all-reduce under DDP, none on one device)."""
         if self.trainer.world_size == 1:
             return value
@@ -111,7 +119,7 @@ class PretrainModule(pl.LightningModule):
 
     def _log_training(self):
         """Losses since the last logging step, summed over ranks; a non-finite loss on any rank stops every rank."""
-        mlm_sum, nsp_sum, correct, masked, sequences = self._global_sum(
+        mlm_sum, nsp_sum, correct, masked, sequences = self.global_sum(
             torch.cat([self._sums, self._sums.new_tensor(self._counts)])).tolist()
         self._sums.zero_()
         self._counts = np.zeros(2, dtype=np.int64)
@@ -133,7 +141,7 @@ class PretrainModule(pl.LightningModule):
 
     def global_tokens_seen(self) -> int:
         """Real tokens fed to every rank."""
-        return int(self._global_sum(self.tokens_seen))
+        return int(self.global_sum(self.tokens_seen))
 
     def validation_step(self, batch, batch_idx):
         losses = pretraining_losses(self.model, batch, nsp=False)
@@ -151,19 +159,34 @@ class PretrainModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint):
-        """With the RNG state (dropout), a resumed cell continues exactly as an uninterrupted one."""
-        checkpoint.update(tokens_seen=self.tokens_seen, sequences_seen=self.sequences_seen, curve=self.curve,
-                          loss_sums=self._sums.cpu(), loss_counts=self._counts.tolist(), torch_rng=torch.get_rng_state())
+        """Every rank's counts, loss sums since the last log and RNG states (CPU and CUDA: dropout), so a resumed
+        cell continues as an uninterrupted one. Called on every rank; rank 0 writes what all of them sent."""
+        state = {"tokens_seen": self.tokens_seen, "sequences_seen": self.sequences_seen,
+                 "loss_sums": self._sums.cpu(), "loss_counts": self._counts.tolist(), "cpu_rng": torch.get_rng_state(),
+                 "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+        ranks = [state]
+        if self.trainer.world_size > 1:
+            ranks = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(ranks, state)
+        checkpoint.update(ranks=ranks, curve=self.curve)
 
     def on_load_checkpoint(self, checkpoint):
-        self.tokens_seen, self.sequences_seen = checkpoint["tokens_seen"], checkpoint["sequences_seen"]
+        ranks = checkpoint["ranks"]
+        if len(ranks) != self.trainer.world_size:
+            raise ValueError(f"the checkpoint holds {len(ranks)} ranks' state, this run has {self.trainer.world_size}: "
+                             f"resume with the same trainer.devices x trainer.num_nodes (or force=true)")
+        state = ranks[self.global_rank]
+        self.tokens_seen, self.sequences_seen = state["tokens_seen"], state["sequences_seen"]
+        self.tokens_at_start = self.tokens_seen
         self.curve = checkpoint["curve"]
-        self._sums.copy_(checkpoint["loss_sums"])
-        self._counts = np.array(checkpoint["loss_counts"], dtype=np.int64)
-        self._rng = checkpoint["torch_rng"]
+        self._sums.copy_(state["loss_sums"])
+        self._counts = np.array(state["loss_counts"], dtype=np.int64)
+        self._rng = state
 
     def on_train_batch_start(self, batch, batch_idx):
-        """The RNG state is put back at the first resumed batch: starting the data iterator draws from it."""
+        """The RNG states are put back at the first resumed batch: starting the data iterator draws from them."""
         if self._rng is not None:
-            torch.set_rng_state(self._rng)
+            torch.set_rng_state(self._rng["cpu_rng"])
+            if self._rng["cuda_rng"] is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(self._rng["cuda_rng"], self.device)
             self._rng = None

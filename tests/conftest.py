@@ -1,8 +1,10 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,18 @@ def run_py(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedP
 # The default grid, shrunk to a test's budget: less pretraining data and tokens, smaller GLUE sets.
 SMALL = ["data.sources.synthetic.num_documents=60", "schedule.total_tokens=131072", "trainer.log_every_steps=8",
          "glue.seeds=[1,2]", "glue.train_size=300", "glue.dev_size=200", "glue.protocol.epochs=2"]
+
+
+def killed_run(args: list[str], root: Path, cwd: Path, until, timeout: float = 300) -> None:
+    """run.py started, then SIGKILLed as soon as until(root) holds (e.g. a checkpoint exists)."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    job = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while not until(root) and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
 
 
 def leet(run_dir, *flags):

@@ -3,19 +3,13 @@ cell, read back with W&B's own reader; an exported model that plain transformers
 bad input that exit non-zero and never leave a results.json claiming success."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 
-from conftest import ROOT, SMALL, leet, run_py
-
-
+from conftest import SMALL, killed_run, leet, run_py
 
 def test_grid_writes_one_ok_results_json_per_cell(grid):
     root, _ = grid
@@ -123,14 +117,7 @@ def test_a_killed_cell_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_
     same cell did uninterrupted in the grid."""
     args = [*SMALL, "stage=pretrain", "logger=none", "trainer.checkpoint_every_steps=15"]
     root = tmp_path / "killed"
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    job = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args, f"paths.root={root}"], cwd=tmp_path, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not list(root.glob("cells/*/checkpoints/*.ckpt")) and time.monotonic() < deadline and job.poll() is None:
-        time.sleep(0.05)
-    job.send_signal(signal.SIGKILL)
-    job.wait()
+    killed_run([*args, f"paths.root={root}"], root, tmp_path, lambda r: list(r.glob("cells/*/checkpoints/*.ckpt")))
     assert not list(root.glob("cells/*/results.json")), "killed too late: the cell had finished"
     rerun = run_py(*args, f"paths.root={root}", cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
