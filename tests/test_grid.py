@@ -23,6 +23,9 @@ def test_grid_writes_one_ok_results_json_per_cell(grid):
         assert r["metrics"]["val/perplexity"] == pytest.approx(2.718281828 ** r["metrics"]["val/mlm_loss"], rel=1e-4)
         assert ("train/nsp_loss" in r["metrics"]) == (r["factors"]["objective"] == "mlm_nsp")
         assert r["wandb"]["mode"] == "offline" and r["config"]["seed"] == 0
+        c = r["compute"]
+        assert 0 < c["mfu"] < 1 and "CPU fp32 matmul, measured" in c["peak"]
+        assert c["total_flops"] == pytest.approx(c["flops_per_token"] * r["tokens_seen"])
     # Each Hydra job folder keeps its log and links to its cell.
     links = sorted((root / "sweep").glob("*/cell"))
     assert len(links) == 4 and {link.resolve().name for link in links} == {r["cell_id"] for r in results}
@@ -39,6 +42,7 @@ def test_each_cell_has_its_own_finished_wandb_run_with_factors_and_metrics(grid)
         for key, value in results["factors"].items():
             assert summary["config"][f"factor/{key}"] == value
         assert summary["summary"]["val/perplexity"] == pytest.approx(results["metrics"]["val/perplexity"])
+        assert summary["summary"]["compute/mfu"] == pytest.approx(results["compute"]["mfu"])
         assert summary["summary"]["status"] == "ok"
 
 

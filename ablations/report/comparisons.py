@@ -214,21 +214,27 @@ def _average(arms: Arms, arm: tuple, columns: list[Column]) -> stats.Summary | N
 def training_configs(arms: Arms) -> Table:
     table = Table("training_configs", "Training configuration of each arm beside BERT's and RoBERTa's",
                   ["arm", "batch", "sequences/step", "peak LR", "warmup steps", "steps", "seq len", "train tokens",
-                   "real tokens seen"], caption=arms.caption())
+                   "real tokens seen", "FLOPs", "MFU"], caption=arms.caption())
     for arm, runs in arms.by_arm.items():
         run = runs[0]
+        mfus = [r.compute["mfu"] for r in runs if r.compute.get("mfu") is not None]
         row = [run.plan.get("batch"), run.plan.get("sequences"), run.plan.get("peak_lr"), run.plan.get("warmup_steps"),
-               run.plan.get("steps"), run.seq_len, run.train_tokens, run.tokens_seen]
-        table.rows.append([run.name.rsplit("-s", 1)[0]] + ["—" if v is None else f"{v}" for v in row])
-        table.records.append(dict(zip(table.header, [table.rows[-1][0], *row])))
+               run.plan.get("steps"), run.seq_len, run.train_tokens, run.tokens_seen, run.compute.get("total_flops"),
+               sum(mfus) / len(mfus) if mfus else None]
+        text = [None if v is None else f"{v:.3g}" if k == 8 else f"{v:.1%}" if k == 9 else f"{v}"
+                for k, v in enumerate(row)]
+        table.rows.append([run.name.rsplit("-s", 1)[0]] + ["—" if v is None else v for v in text])
+        table.records.append({**dict(zip(table.header, [table.rows[-1][0], *row])), "peak": run.compute.get("peak")})
     for who in ("bert", "roberta"):
         values = [paper.value("settings", who, c) for c in ("batch_size", "peak_lr", "warmup_steps", "steps",
                                                              "seq_len", "data")]
-        row = [values[0], None, *values[1:5], values[5], None]
+        row = [values[0], None, *values[1:5], values[5], None, None, None]
         table.rows.append([f"{'BERT' if who == 'bert' else 'RoBERTa'} (paper)"] + [fmt_paper(v) for v in row])
         table.records.append({**dict(zip(table.header, [table.rows[-1][0], *(getattr(v, "value", None) for v in row)])),
                               **paper_record(values[0])})
     table.footnotes += ["Ours: batch is the preset's batch in full-length sequences; each step takes the "
-                        "sequences/step that hold batch × seq_len real tokens in the arm's input format.",
+                        "sequences/step that hold batch × seq_len real tokens in the arm's input format. FLOPs: model "
+                        "FLOPs of the cell (forward + backward, MLM head on masked positions); MFU: achieved model "
+                        "FLOP/s over the devices' peak (CPU: a measured fp32 matmul peak), mean over seeds.",
                         paper.caveat("settings")]
     return table

@@ -36,6 +36,7 @@ class Run:
     curve: list = field(default_factory=list)
     corpus: str = ""  # what the pretraining text was, for captions
     arm_id: str = ""  # a hash of the science settings without the seed
+    compute: dict = field(default_factory=dict)  # FLOPs per token, total FLOPs, MFU (ablations/compute.py)
 
     @property
     def arm(self) -> tuple:
@@ -98,7 +99,7 @@ def _from_results(r: dict, where: str) -> Run:
                plan=r.get("plan") or {}, seq_len=r["config"]["seq_len"], train_tokens=(r.get("data") or {}).get(
                    "train_tokens"), tokens_seen=r.get("tokens_seen"), metrics=_plain(r.get("metrics") or {}),
                glue=glue, recipes=recipes, curve=[tuple(p) for p in r.get("curve") or []],
-               corpus=describe_corpus(r["config"]["data"]), arm_id=r["arm_id"])
+               corpus=describe_corpus(r["config"]["data"]), arm_id=r["arm_id"], compute=r.get("compute") or {})
 
 
 def describe_corpus(data: dict) -> str:
@@ -202,8 +203,10 @@ def _from_wandb(records: list[_Record], skipped: list[str], source: str) -> Load
                 plan={k.removeprefix("plan/"): v for k, v in summary.items() if k.startswith("plan/")},
                 seq_len=config.get("seq_len"), train_tokens=summary.get("data/train_tokens"),
                 tokens_seen=summary.get("tokens_seen"),
-                metrics=_plain({k: v for k, v in summary.items() if "/" in k and not k.startswith(("plan/", "_"))}),
-                curve=_curve(parts), corpus=describe_corpus(config["data"]), arm_id=config["arm_id"])
+                metrics=_plain({k: v for k, v in summary.items() if "/" in k
+                                and not k.startswith(("plan/", "compute/", "_"))}),
+                curve=_curve(parts), corpus=describe_corpus(config["data"]), arm_id=config["arm_id"],
+                compute={k.removeprefix("compute/"): v for k, v in summary.items() if k.startswith("compute/")})
         except KeyError as err:
             skipped.append(f"{source} run {cell_id}: malformed (no {err})")
     for record in finetunes:
