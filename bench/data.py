@@ -40,43 +40,47 @@ def feed_tokens(data, spend, workers, epochs=2):
     return sum(mb["real_tokens"] for step in loader for mb in step)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--books", type=int, default=8, help="how many of the shared books to prepare")
-    args = parser.parse_args()
+def measure(books: int) -> dict:
+    """Tokens/s of preparing and of masking + collating (each masking, 0 and 1 workers), HF's collator on the same
+    sequences, and what training consumes, all in this one run."""
     if BOOKS.is_dir():
         folder = Path(tempfile.mkdtemp())
-        for book in sorted(BOOKS.glob("*.txt"))[:args.books]:
+        for book in sorted(BOOKS.glob("*.txt"))[:books]:
             (folder / book.name).symlink_to(book)
         source = ["data=text_files", f"data.sources.text_files.path={folder}"]
-        label = f"{args.books} shared books, {sum(f.stat().st_size for f in folder.iterdir()) / 1e6:.1f} MB"
+        label = f"{books} shared books, {sum(f.stat().st_size for f in folder.iterdir()) / 1e6:.1f} MB"
     else:
         source, label = ["data.sources.synthetic.num_documents=20000"], "20,000 synthetic documents"
-    rows = []
+    rows = {}
     for masking in ("dynamic", "static"):
         cfg = default_cfg(*source, f"masking={masking}", "masking.dupe_factor=2")
         data, seconds = timed(lambda: prepare(cfg, Path(tempfile.mkdtemp())))
         spend = budget(cfg, data)
-        rows.append((f"prepare ({masking}: corpus, tokenizer, instances, masks)", data.stats["train_tokens"] / seconds))
+        rows[f"prepare ({masking}: corpus, tokenizer, instances, masks)"] = data.stats["train_tokens"] / seconds
         for workers in (0, 1):
             fed, seconds = timed(lambda: feed_tokens(data, spend, workers))
-            rows.append((f"mask + collate, {masking}, {workers} workers", fed / seconds))
+            rows[f"mask + collate, {masking}, {workers} workers"] = fed / seconds
     pad = data.tokenizer.pad_token_id
     hf = DataCollatorForLanguageModeling(data.tokenizer, mlm_probability=0.15)
     ids = data.train.instances(0).input_ids
     sequences = [{"input_ids": row[row != pad].tolist()} for row in ids]
     batches = [sequences[i:i + spend.plan.micro_batch] for i in range(0, len(sequences), spend.plan.micro_batch)]
     fed, seconds = timed(lambda: sum(int(hf(b)["attention_mask"].sum()) for b in batches))
-    rows.append(("reference: HF DataCollatorForLanguageModeling, 0 workers", fed / seconds))
-
+    rows["reference: HF DataCollatorForLanguageModeling, 0 workers"] = fed / seconds
     steps = train_steps(data, spend, 20)
     seconds = plain_loop(module_for(cfg, spend, data.tokenizer), steps)
     consumed = sum(mb["real_tokens"] for step in steps for mb in step) / seconds
-    print(f"corpus: {label}; model {cfg.model.name}, seq_len {cfg.seq_len}, micro-batch {spend.plan.micro_batch}, "
-          f"{torch.get_num_threads()} threads")
-    print(f"{'training consumes':62s} {consumed:12.0f} tokens/s")
-    for name, rate in rows:
-        print(f"{name:62s} {rate:12.0f} tokens/s  {rate / consumed:6.1f}x training")
+    return {"corpus": label, "model": cfg.model.name, "consumed": consumed, "rows": rows}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--books", type=int, default=8, help="how many of the shared books to prepare")
+    m = measure(parser.parse_args().books)
+    print(f"corpus: {m['corpus']}; model {m['model']}, {torch.get_num_threads()} threads")
+    print(f"{'training consumes':62s} {m['consumed']:12.0f} tokens/s")
+    for name, rate in m["rows"].items():
+        print(f"{name:62s} {rate:12.0f} tokens/s  {rate / m['consumed']:6.1f}x training")
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+import inspect
 import json
 import os
 import shutil
@@ -12,6 +13,17 @@ from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that runs run.py in a subprocess (or reads a grid that did) is slow: `-m "not slow"` is the
+    in-process inner loop."""
+    for item in items:
+        function = getattr(item, "function", None)
+        uses = set(getattr(item, "fixturenames", ()))
+        if function and ({"grid", "ddp_cell"} & uses or "run_py(" in inspect.getsource(function)
+                         or "killed_run(" in inspect.getsource(function)):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

@@ -51,11 +51,29 @@ def test_batch_scale_keeps_the_ratios():
     assert [p.batch for p in plans] == [64, 512, 2048] and [p.sequences for p in plans] == [64, 512, 2048]
 
 
-def test_cell_id_ignores_implementation_settings_but_not_science():
+SCIENCE = ["seed=1", "objective=mlm_nsp", "input_format=doc_sentences", "masking=static", "masking.dupe_factor=5",
+           "masking.mlm_probability=0.2", "masking.mask_replace_prob=0.7", "masking.random_replace_prob=0.2",
+           "schedule=bsz2k", "schedule.total_tokens=2097152", "schedule.batch_scale=0.25", "schedule.lr_scale=5",
+           "schedule.warmup_fraction=0.1", "schedule.weight_decay=0.1", "schedule.adam_betas=[0.9,0.999]",
+           "schedule.adam_eps=1e-8", "schedule.clip_grad_norm=1.0", "data.size=0.5", "data.valid_fraction=0.1",
+           "data.seed=7", "data.sources.synthetic.num_documents=100", "data.sources.synthetic.seed=3", "model=mini",
+           "model.hidden_dropout_prob=0", "tokenizer=wordpiece", "tokenizer.vocab_size=4096", "seq_len=32"]
+IMPLEMENTATION = ["trainer.micro_batch_size=8", "logger=none", "trainer.num_workers=2", "trainer.threads=1",
+                  "trainer.checkpoint_every_steps=7", "trainer.log_every_steps=3", "trainer.compile=true",
+                  "glue.seeds=[4]", "glue.tasks=[stsb]", "glue.protocol.lr=1e-4", "stage=pretrain", "force=true",
+                  "cost.device=a100", "tags=[x]"]
+
+
+@pytest.mark.parametrize("override", SCIENCE)
+def test_every_science_setting_changes_the_cell_id_and_the_arm(override):
     base = Cell.of(make_cfg(), root="/r")
-    assert Cell.of(make_cfg("trainer.micro_batch_size=8", "logger=none", "trainer.num_workers=2"), "/r").id == base.id
-    for science in ("seed=1", "masking=static", "schedule=bsz2k", "data.size=0.5", "seq_len=32"):
-        assert Cell.of(make_cfg(science), "/r").id != base.id, science
+    other = Cell.of(make_cfg(override), "/r")
+    assert other.id != base.id
+    assert (other.arm_id == base.arm_id) == (override == "seed=1")
+
+
+def test_implementation_settings_never_change_the_cell_id():
+    assert Cell.of(make_cfg(*IMPLEMENTATION), "/r").id == Cell.of(make_cfg(), "/r").id
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -72,6 +90,7 @@ def test_cell_id_ignores_implementation_settings_but_not_science():
     (["objective=mlm_nsp", "input_format=full_sentences"], "needs sentence pairs"),
     (["objective=mlm_nsp", "input_format=doc_sentences"], "needs sentence pairs"),
     (["data.size=0"], "data.size=0"),
+    (["trainer.devices=0"], "trainer.devices=0: allowed a whole number >= 1"),
     (["data.size=1.5"], "data.size=1.5"),
     (["seq_len=1024"], "seq_len=1024"),
     (["data=text_files"], "data.sources.text_files.path is required"),

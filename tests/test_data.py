@@ -44,13 +44,14 @@ def test_mixing_keeps_each_sources_token_share_in_every_prefix():
 
 def test_prepared_data_shares_tokenizer_and_eval_set_across_arms(tmp_path):
     arms = [("objective=mlm",), ("objective=mlm_nsp", "masking=static"), ("input_format=doc_sentences",),
-            ("data.size=0.5",)]
+            ("data.size=0.5",), ("masking.mlm_probability=0.3", "masking.mask_replace_prob=0.5")]
     prepared = [prepare(make_cfg(*arm, "data.sources.synthetic.num_documents=120"), tmp_path) for arm in arms]
     assert len({p.tokenizer.backend_tokenizer.to_str() for p in prepared}) == 1
     for p in prepared[1:]:
         assert (p.eval.inputs == prepared[0].eval.inputs).all() and (p.eval.labels == prepared[0].eval.labels).all()
     assert len(list((tmp_path / "cache" / "corpus").glob("*/DONE"))) == 1
     assert prepared[3].stats["train_tokens"] < prepared[0].stats["train_tokens"]
+    assert prepared[4].train.masker.mlm_probability == 0.3  # the arm masks its own way; the held-out mask does not
     # Held-out mask: 15%, whatever the arm's masking settings.
     e = prepared[0].eval
     regular = e.instances.input_ids >= 5
@@ -64,6 +65,25 @@ def test_held_out_documents_are_not_trained_on(tmp_path):
     eval_rows = {tuple(r[r != p.tokenizer.pad_token_id]) for r in p.eval.instances.input_ids}
     assert not train_rows & eval_rows
     assert p.stats["train_documents"] == 90
+
+
+@pytest.mark.parametrize("masking", ["static", "dynamic"])
+def test_the_pipeline_masks_at_the_configured_rate_and_shares(tmp_path, masking):
+    cfg = make_cfg(f"masking={masking}", "masking.mlm_probability=0.2", "masking.mask_replace_prob=0.5",
+                   "masking.random_replace_prob=0.3", "data.sources.synthetic.num_documents=120")
+    data = prepare(cfg, tmp_path)
+    mask_id, special = data.tokenizer.mask_token_id, 5
+    counts = np.zeros(4)  # candidates, selected, replaced by the mask token, replaced by a random token
+    for epoch in (0, 1):
+        for index in range(data.train.size(epoch)):
+            ids = data.train.instances(epoch).input_ids[index]
+            inputs, labels = data.train.masked(epoch, index)
+            selected = labels != -100
+            counts += [(ids >= special).sum(), selected.sum(), (inputs[selected] == mask_id).sum(),
+                       ((inputs[selected] != mask_id) & (inputs[selected] != ids[selected])).sum()]
+    assert counts[1] / counts[0] == pytest.approx(0.2, abs=0.01)
+    assert counts[2] / counts[1] == pytest.approx(0.5, abs=0.03)
+    assert counts[3] / counts[1] == pytest.approx(0.3, abs=0.03)
 
 
 def _build_slowly(out, tag):

@@ -7,7 +7,7 @@ from ablations.config import ConfigError
 from ablations.glue import synthetic, tasks
 from ablations.glue.checkpoint import from_pretrained
 from ablations.glue.stage import load_tasks
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, make_cfg
 
 GLUE = SHARED_DATA / "glue"
 OFFICIAL_ROWS = {  # GLUE / HF nyu-mll/glue sizes
@@ -122,3 +122,42 @@ def test_hub_sources_fail_fast_and_clearly_offline():
         from_pretrained("FacebookAI/roberta-base", reuse_pooler=False)
     with pytest.raises(ConfigError, match="glue=hub=nyu-mll/glue: cannot reach the Hugging Face Hub"):
         load_tasks(glue_cfg(source="hub"))
+
+
+def test_a_task_score_is_the_mean_of_its_metrics_and_mnli_counts_matched_and_mismatched():
+    from ablations.glue.stage import score
+
+    mnli = score(tasks.TASKS["mnli"], {"dev_matched": [0, 1, 2, 0], "dev_mismatched": [0, 1, 2, 2]},
+                 {"dev_matched": [0, 1, 2, 0], "dev_mismatched": [0, 0, 0, 0]})
+    assert (mnli["mnli/accuracy"], mnli["mnli_mm/accuracy"], mnli["mnli/score"]) == (1.0, 0.25, 0.625)
+    mrpc = score(tasks.TASKS["mrpc"], {"dev": [1, 1, 0, 0]}, {"dev": [1, 0, 0, 0]})
+    assert mrpc["mrpc/score"] == pytest.approx((2 / 3 + 0.75) / 2)  # mean of F1 and accuracy
+
+
+def test_fine_tuning_settings_cap_the_length_and_results_are_reused_only_on_the_same_data():
+    from ablations.glue.stage import data_sha, done, settings
+
+    cfg = make_cfg("glue.protocol.max_length=128").glue
+    assert settings(cfg, "sst2", 64)["max_length"] == 64 and settings(cfg, "sst2", 64)["max_length_requested"] == 128
+    assert settings(cfg, "sst2", 512)["max_length"] == 128
+    splits = synthetic.task("sst2", 50, 20, num_topics=3)
+    entry = {"tasks": {"sst2": {"status": "ok", "data_sha": data_sha(splits), "settings": settings(cfg, "sst2", 64)}}}
+    assert done(entry, cfg, {"sst2": splits}, 64) == {"sst2"}
+    assert done(entry, cfg, {"sst2": splits}, 32) == set()  # another length cap: other settings
+    other = {**splits, "train": splits["train"][:-1]}
+    assert done(entry, cfg, {"sst2": other}, 64) == set()  # other examples
+
+
+@pytest.mark.parametrize("name,chance", [("sst2", 0.5), ("mnli", 1 / 3), ("cola", 0.5)])
+def test_synthetic_labels_follow_their_texts(name, chance):
+    """A bag-of-words classifier, cross-validated on the training set, is far above chance: labels carry their
+    texts' meaning (shuffled labels would leave it at chance)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    train = synthetic.task(name, 1200, 10, num_topics=3)["train"]
+    texts = [f"{e.text_a} ||| {' '.join('b_' + w for w in (e.text_b or '').split())}" for e in train]
+    features = CountVectorizer(ngram_range=(1, 2)).fit_transform(texts)
+    accuracy = cross_val_score(LogisticRegression(max_iter=2000), features, [e.label for e in train], cv=4).mean()
+    assert accuracy > chance + 0.2, accuracy

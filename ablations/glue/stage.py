@@ -147,7 +147,7 @@ def _finetune(cfg, cell, checkpoint, task, splits, encoded, protocol, fp, seed) 
     steps = math.ceil(len(train) / protocol["batch_size"]) * protocol["epochs"]
 
     def evaluate(predictions):
-        return _score(task, {s: [e.label for e in splits[s]] for s in dev_splits}, predictions)
+        return score(task, {s: [e.label for e in splits[s]] for s in dev_splits}, predictions)
 
     module = FinetuneModule(checkpoint.encoder(), task.num_labels, protocol, steps, dev_splits, evaluate)
     t = cfg.trainer
@@ -191,7 +191,7 @@ def _encoder(tokenizer, max_length: int):
     return encode
 
 
-def _score(task: tasks.Task, labels: dict[str, list], predictions: dict[str, list]) -> dict[str, float]:
+def score(task: tasks.Task, labels: dict[str, list], predictions: dict[str, list]) -> dict[str, float]:
     """Flat metrics: <task>/<metric> per dev split (mnli_mm for MNLI mismatched) and <task>/score, the task's
     GLUE score (for MNLI the mean of matched and mismatched accuracy)."""
     out, scores = {}, []

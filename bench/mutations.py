@@ -1,0 +1,119 @@
+"""Mutation smoke check: applies small deliberate bugs one at a time to a temporary copy of the project, runs the
+fast tests (`-m "not slow"`, stopping at the first failure) and prints which bugs they caught. Each entry is a
+bug the tests must catch: the wiring gaps a review found, and every bug the fair-arms and statistics work fixed.
+Add one whenever a bug is fixed. `python bench/mutations.py [name ...]` (about a minute a mutation on 2 cores).
+"""
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# name: (file, original text, mutated text)
+MUTATIONS = {
+    # the review's table
+    "cell id without model and tokenizer": (
+        "ablations/cell.py", '"data", "model", "tokenizer", "seq_len", "seed")', '"data", "seq_len", "seed")'),
+    "held-out mask built with the arm's masking": (
+        "ablations/data/pipeline.py", "_masker(EVAL_MASKING, tok)),", '_masker(plain["masking"], tok)),'),
+    "mask and random-replacement shares swapped in the masker's config": (
+        "ablations/data/pipeline.py", 'Masker(settings["mlm_probability"], settings["mask_replace_prob"], '
+        'settings["random_replace_prob"],', 'Masker(settings["mlm_probability"], settings["random_replace_prob"], '
+        'settings["mask_replace_prob"],'),
+    "every static copy built with the same key": (
+        "ablations/data/pipeline.py", "mask_all(copies[k % len(copies)], masker, seed, k)",
+        "mask_all(copies[k % len(copies)], masker, seed, 0)"),
+    "MNLI task score = matched accuracy only": (
+        "ablations/glue/stage.py", 'out[f"{task.name}/score"] = statistics.fmean(scores)',
+        'out[f"{task.name}/score"] = scores[0]'),
+    "interaction sign flipped": (
+        "ablations/report/comparisons.py", "for side, pairs in zip((1, -1), sides)",
+        "for side, pairs in zip((-1, 1), sides)"),
+    "BERT-style and RoBERTa-style arms swapped": (
+        "ablations/report/comparisons.py", "    bert, roberta = found\n", "    roberta, bert = found\n"),
+    "synthetic GLUE labels shuffled against their texts": (
+        "ablations/glue/synthetic.py", '        return [make(rng, topics[i % len(topics)], split != "train") for i in range(n)]',
+        '        made = [make(rng, topics[i % len(topics)], split != "train") for i in range(n)]\n'
+        '        labels = [e.label for e in made]\n        rng.shuffle(labels)\n'
+        '        return [e._replace(label=y) for e, y in zip(made, labels)]'),
+    "a resumed run's sampler not moved to its step": (
+        "lightning_modules/callbacks.py", 'self.sampler.start_step = checkpoint["global_step"]',
+        "self.sampler.start_step = 0"),
+    # fair arms (issue 9)
+    "budget counts padded slots": (
+        "ablations/config.py", "sequences = max(1, round(batch_tokens / tokens_per_sequence))",
+        "sequences = batch"),
+    "a partial global batch at an epoch's end": (
+        "ablations/data/masking.py", "yield list(islice(stream, self.sequences))[rank::world]",
+        "yield list(islice(stream, self.sequences - (self.sequences > 1)))[rank::world]"),
+    "loss is a mean of micro-batch means": (
+        "lightning_modules/pretrain.py",
+        'loss = losses["mlm_sum"] / masked + losses.get("nsp_sum", 0) / self.hparams.sequences',
+        'loss = (losses["mlm_sum"] / batch["masked_tokens"] + losses.get("nsp_sum", 0) / batch["sequences"]) '
+        '/ len(micro_batches)'),
+    "NSP pairs built once for every copy": (
+        "ablations/data/pipeline.py", "rng=np.random.default_rng((cfg.data.seed, k))",
+        "rng=np.random.default_rng((cfg.data.seed, 0))"),
+    "gradient clipping not applied": (
+        "lightning_modules/pretrain.py", "        if self.hparams.clip_grad_norm:\n",
+        "        if False:\n"),
+    "fine-tuning inputs not capped at the pretraining length": (
+        "ablations/glue/stage.py", '"max_length": min(out["max_length"], max_length)}', '"max_length": out["max_length"]}'),
+    "GLUE results reused whatever their data": (
+        "ablations/glue/stage.py", 'and held[name].get("data_sha") == data_sha(splits) and ', "and "),
+    # honest statistics (issue 10)
+    "fine-tuning seeds pooled as replicates": (
+        "ablations/report/stats.py", "grouped.setdefault(key[0], []).append(value)",
+        "grouped.setdefault(key, []).append(value)"),
+    "normal quantile instead of Student's t": (
+        "ablations/report/stats.py", "half = scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df) * se",
+        "half = scipy_stats.norm.ppf(0.5 + CONFIDENCE / 2) * se"),
+    "main effect weighted by pairs' seeds, not settings": (
+        "ablations/report/comparisons.py", "terms = [(sign / len(pairs), arms.summary(arm, column))",
+        "terms = [(sign * arms.summary(t, column).n / sum(arms.summary(x, column).n for _, x in pairs), "
+        "arms.summary(arm, column))"),
+    "cells are medians, effects means": (
+        "ablations/report/stats.py", "Summary(len(v), statistics.fmean(v),", "Summary(len(v), statistics.median(v),"),
+    "format rows paired with the last pair format": (
+        "ablations/report/comparisons.py", "control = TABLE2_ROWS[0]", "control = TABLE2_ROWS[1]"),
+    "W&B curves read one step late": (
+        "ablations/report/runs.py", 'points = {int(h["trainer/global_step"]):', 'points = {int(h["trainer/global_step"]) + 1:'),
+}
+
+
+def run(name: str, mutation: tuple[str, str, str]) -> tuple[bool, float]:
+    """(caught, seconds): the fast tests fail on the mutated copy."""
+    path, original, mutated = mutation
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "project"
+        shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", "outputs", ".git", "__pycache__"))
+        text = (copy / path).read_text()
+        if text.count(original) != 1:
+            raise SystemExit(f"{name}: the original text occurs {text.count(original)} times in {path}; update it")
+        (copy / path).write_text(text.replace(original, mutated))
+        start = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider"],
+                                cwd=copy, capture_output=True, text=True)
+        return result.returncode != 0, time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    names = parser.parse_args().names or list(MUTATIONS)
+    rows = [(name, *run(name, MUTATIONS[name])) for name in names]
+    width = max(len(n) for n, _, _ in rows)
+    print(f"{'deliberate bug':{width}}  caught  seconds")
+    for name, caught, seconds in rows:
+        print(f"{name:{width}}  {'yes' if caught else 'NO':6}  {seconds:7.0f}")
+    print(f"{sum(c for _, c, _ in rows)} of {len(rows)} caught by the fast tests")
+    sys.exit(0 if all(c for _, c, _ in rows) else 1)
+
+
+if __name__ == "__main__":
+    main()

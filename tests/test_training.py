@@ -1,0 +1,80 @@
+"""The pretraining step in process, on the pipeline's own data: one step's gradient does not depend on the
+micro-batch size, clipping reaches the optimizer, a resumed loader starts at the checkpoint's step, and the
+curve W&B holds is the curve results.json holds."""
+
+from functools import partial
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from ablations.budget import budget
+from ablations.data.masking import collate_step
+from ablations.data.pipeline import prepare
+from ablations.report.runs import load
+from ablations.runner import run_cell
+from conftest import make_cfg
+from lightning_modules.callbacks import ResumeAtStep
+from lightning_modules.pretrain import PretrainModule
+
+NO_DROPOUT = ["model.hidden_dropout_prob=0", "model.attention_probs_dropout_prob=0",
+              "data.sources.synthetic.num_documents=40"]
+
+
+class Gradients(pl.Callback):
+    """The gradients the optimizer steps on (after clipping)."""
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.grads = {n: p.grad.detach().clone() for n, p in pl_module.named_parameters() if p.grad is not None}
+
+
+def one_step_gradients(tmp_path, micro_batch: int, *overrides) -> dict:
+    cfg = make_cfg(*NO_DROPOUT, "objective=mlm_nsp", *overrides)
+    data = prepare(cfg, tmp_path)
+    plan = budget(cfg, data).plan
+    loader = DataLoader(data.train, batch_sampler=budget(cfg, data).batches,
+                        collate_fn=partial(collate_step, pad_id=data.tokenizer.pad_token_id, micro_batch=micro_batch))
+    step = next(iter(loader))
+    assert len(step) == -(-plan.sequences // micro_batch)
+    torch.manual_seed(0)
+    module = PretrainModule(dict(cfg.model), len(data.tokenizer), data.tokenizer.pad_token_id, nsp=True,
+                            optimizer={"lr": 1e-3, "weight_decay": 0.01, "betas": [0.9, 0.98], "eps": 1e-6}, steps=10,
+                            warmup_steps=1, sequences=plan.sequences, clip_grad_norm=cfg.schedule.clip_grad_norm)
+    gradients = Gradients()
+    trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[gradients])
+    trainer.fit(module, DataLoader([step], batch_size=None, collate_fn=lambda s: s))
+    return gradients.grads
+
+
+def test_one_steps_gradient_is_the_same_whatever_the_micro_batch(tmp_path):
+    """The loss of a global batch is its sum over masked tokens over their count (NSP: over its sequences)."""
+    small, whole = one_step_gradients(tmp_path, 4), one_step_gradients(tmp_path, 128)
+    assert small.keys() == whole.keys() and len(small) > 10
+    for name in small:
+        assert torch.allclose(small[name], whole[name], rtol=1e-4, atol=1e-7), name
+
+
+def test_gradient_clipping_reaches_the_optimizer_step(tmp_path):
+    free = one_step_gradients(tmp_path, 128)
+    clipped = one_step_gradients(tmp_path, 128, "schedule.clip_grad_norm=0.001")
+    norm = lambda grads: torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads.values()]))
+    assert norm(free) > 0.01 and norm(clipped) == pytest.approx(0.001, rel=1e-3)
+
+
+def test_a_loaded_checkpoint_moves_the_loader_to_its_step(tmp_path):
+    cfg = make_cfg(*NO_DROPOUT)
+    batches = budget(cfg, prepare(cfg, tmp_path)).batches
+    whole = list(batches)
+    ResumeAtStep(batches).on_load_checkpoint(None, None, {"global_step": 7})
+    assert list(batches) == whole[7:]
+
+
+def test_the_curve_in_wandb_is_the_curve_in_results_json(tmp_path):
+    """Every logging step, the last included, at the step results.json records (read back with W&B's reader)."""
+    results = run_cell(make_cfg(*NO_DROPOUT, "stage=pretrain", "schedule.total_tokens=30000",
+                                "trainer.log_every_steps=4", f"logger.dir={tmp_path}", root=tmp_path))
+    assert results["steps"] % 4 and results["curve"][-1][0] == results["steps"]  # a last step off the cadence
+    [run] = load(f"wandb-offline:{tmp_path / 'wandb'}").runs
+    assert run.curve == [tuple(p) for p in results["curve"]]
