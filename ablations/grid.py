@@ -52,8 +52,10 @@ class GridEnd(Callback):
         sweep = Path(config.hydra.sweep.dir)
         outcomes = [json.loads(p.read_text()) for p in sorted(sweep.glob(f"*/{OUTCOME}"))]
         failed = [o for o in outcomes if o["status"] == "failed"]
-        log.info("grid: %d cells, %d failed%s", len(outcomes), len(failed),
-                 "".join(f"\n  failed: {' '.join(o['overrides'])}: {o['error']}" for o in failed))
+        diverged = [o for o in outcomes if o["status"] == "diverged"]
+        log.info("grid: %d cells, %d failed, %d diverged%s", len(outcomes), len(failed), len(diverged),
+                 "".join(f"\n  failed: {' '.join(o['overrides'])}: {o['error']}" for o in failed)
+                 + "".join(f"\n  diverged: {' '.join(o['overrides'])}" for o in diverged))
         costed = [o for o in outcomes if "hours" in o]
         if costed:
             log.info("grid cost: %.3g real tokens, %.3g FLOPs, %.3g h one cell after another, %.3g GPU-hours on %s",

@@ -175,7 +175,8 @@ def _finetune(cfg, cell, checkpoint, task, splits, encoded, protocol, fp, seed) 
     examples = len(train) * protocol["epochs"]
     log.info("GLUE %s seed %d: score %.4f at epoch %d, %.0f training examples/s", task.name, seed,
              scores[f"{task.name}/score"], epoch, examples / seconds)
-    return {"status": "ok", "epoch": epoch, "metrics": scores, "train_examples_per_sec": examples / seconds}
+    return {"status": "ok", "epoch": epoch, "metrics": scores, "train_examples_per_sec": examples / seconds,
+            "dev_scores": {e: s[f"{task.name}/score"] for e, _, s in module.epochs}}  # every epoch scored on dev
 
 
 def prediction_path(cell: Cell, fp: str, key: str, seed: int) -> Path:
