@@ -5,6 +5,7 @@ bad input that exit non-zero and never leave a results.json claiming success."""
 import json
 import time
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
@@ -44,6 +45,8 @@ def test_each_cell_has_its_own_finished_wandb_run_with_factors_and_metrics(grid)
         assert summary["summary"]["val/perplexity"] == pytest.approx(results["metrics"]["val/perplexity"])
         assert summary["summary"]["compute/mfu"] == pytest.approx(results["compute"]["mfu"])
         assert summary["summary"]["status"] == "ok"
+        [run] = [r["run"] for r in leet(run_dir) if r.get("type") == "run"]
+        assert run["job_type"] == "pretrain" and run["run_group"] == results["name"].rsplit("-s", 1)[0]
 
 
 def test_static_vs_dynamic_is_visible_in_the_logged_mask_fingerprints(grid):
@@ -62,19 +65,32 @@ def test_static_vs_dynamic_is_visible_in_the_logged_mask_fingerprints(grid):
             assert len(set(logged)) == len(logged)
 
 
-def test_exported_model_loads_in_plain_transformers_and_fills_a_mask(grid):
+def test_exported_model_loads_in_plain_transformers_and_scores_the_held_out_set_as_trained(grid, tmp_path):
+    """Plain transformers' full MLM head on the held-out set, under the cell's fixed mask, gives the held-out loss
+    the cell recorded; an untrained model of the same shape is far worse."""
+    from omegaconf import OmegaConf
+
+    from ablations.data.pipeline import prepare
+
     root, _ = grid
     results = json.loads(next(root.glob("cells/*/results.json")).read_text())
-    model = AutoModelForMaskedLM.from_pretrained(results["model_dir"])
+    model = AutoModelForMaskedLM.from_pretrained(results["model_dir"]).eval()
     tokenizer = AutoTokenizer.from_pretrained(results["model_dir"])
+    held_out = prepare(OmegaConf.create(results["config"]), root).eval
+    ids, labels = torch.as_tensor(held_out.inputs).long(), torch.as_tensor(held_out.labels).long()
+    attention = (torch.as_tensor(np.asarray(held_out.instances.input_ids)) != tokenizer.pad_token_id).long()
+
+    def loss(m):
+        with torch.no_grad():
+            logits = m(input_ids=ids, attention_mask=attention).logits
+        return float(torch.nn.functional.cross_entropy(logits[labels != -100], labels[labels != -100]))
+
+    assert loss(model) == pytest.approx(results["metrics"]["val/mlm_loss"], rel=1e-3)
+    assert loss(AutoModelForMaskedLM.from_config(model.config)) > loss(model) + 2
     fill = pipeline("fill-mask", model=model, tokenizer=tokenizer)
-    guesses = fill(f"The cook chops the {tokenizer.mask_token} in the kitchen.")
-    assert len(guesses) == 5 and all(g["token_str"].strip() for g in guesses)
-    assert guesses[0]["score"] > 1 / len(tokenizer)  # better than uniform: it learned something
+    assert len(fill(f"The cook chops the {tokenizer.mask_token} in the kitchen.")) == 5
     encoded = tokenizer("Elena fills the jar.", "Then she smiles.")
     assert encoded["input_ids"][0] == tokenizer.cls_token_id and encoded["token_type_ids"][-1] == 1
-    with torch.no_grad():
-        assert model(**tokenizer("a b", return_tensors="pt")).logits.shape[-1] == len(tokenizer)
 
 
 def test_a_failing_cell_records_failed_and_closes_its_wandb_run(tmp_path):
@@ -129,7 +145,7 @@ def test_a_killed_cell_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_
     [resumed] = [json.loads(p.read_text()) for p in root.glob("cells/*/results.json")]
     reference = json.loads((grid[0] / "cells" / resumed["cell_id"] / "results.json").read_text())
     assert resumed["status"] == "ok" and resumed["steps"] == reference["steps"]
-    assert resumed["curve"][0][0] < 15 + 8  # the curve kept the steps trained before the kill
+    assert resumed["curve"] == reference["curve"]  # the steps before the kill kept, every later one equal
     assert resumed["tokens_seen"] == reference["tokens_seen"]
     assert resumed["mask_fingerprints"] == reference["mask_fingerprints"]
     assert resumed["metrics"]["val/mlm_loss"] == pytest.approx(reference["metrics"]["val/mlm_loss"], rel=1e-4)

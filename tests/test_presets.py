@@ -17,6 +17,17 @@ EXPERIMENTS = {  # preset -> (number of cells, every cell at one token budget)
     "table1_masking": 4, "table2_input_format": 8, "table3_batch_size": 6, "table4_data_size": 6,
     "glue_comparison": 4, "full_factorial": 36,
 }
+ARMS = {
+    "table1_masking": {"mlm_nsp-static-segment_pair-bsz256-synthetic0.5", "mlm_nsp-dynamic-segment_pair-bsz256-synthetic0.5"},
+    "table2_input_format": {"mlm_nsp-dynamic-segment_pair-bsz256-synthetic", "mlm_nsp-dynamic-sentence_pair-bsz256-synthetic",
+                            "mlm-dynamic-full_sentences-bsz256-synthetic", "mlm-dynamic-doc_sentences-bsz256-synthetic"},
+    "table3_batch_size": {f"mlm-dynamic-full_sentences-{b}-synthetic" for b in ("bsz256", "bsz2k", "bsz8k")},
+    "table4_data_size": {f"mlm-dynamic-full_sentences-bsz256-synthetic{s}" for s in ("0.25", "0.5", "1.0")},
+    "glue_comparison": {"mlm_nsp-static-segment_pair-bsz256-synthetic0.1", "mlm-dynamic-full_sentences-bsz8k-synthetic"},
+    "full_factorial": {f"{o}-{m}-{'segment_pair' if o == 'mlm_nsp' else 'full_sentences'}-{b}-synthetic{s}"
+                       for o in ("mlm", "mlm_nsp") for m in ("static", "dynamic") for b in ("bsz256", "bsz2k", "bsz8k")
+                       for s in ("0.25", "0.5", "1.0")},
+}
 CELL = re.compile(r"^cell (\w+) (\S+): (\d+) steps x (\d+) sequences \((\d+) real tokens a step: batch (\d+) .*"
                   r"about (\d+) real tokens \(schedule.total_tokens (\d+)\)", re.M)
 
@@ -31,10 +42,8 @@ def test_each_preset_dry_run_lists_its_cells_at_equal_token_budgets(experiment, 
     for cell in cells:  # every arm of the table sees the same number of real tokens
         assert abs(int(cell[6]) / int(cell[7]) - 1) < 0.02, cell
     assert not list(tmp_path.glob("cells/*/results.json"))  # nothing trained
-    names = {c[1] for c in cells}
-    if experiment == "table2_input_format":
-        assert {n.split("-")[0] + "-" + n.split("-")[2] for n in names} == {
-            "mlm_nsp-segment_pair", "mlm_nsp-sentence_pair", "mlm-full_sentences", "mlm-doc_sentences"}
+    arms = {c[1].rsplit("-s", 1)[0] for c in cells}  # objective-masking-format-schedule-data[size]
+    assert arms == ARMS[experiment]
     if experiment == "table3_batch_size":
         assert {int(c[5]) for c in cells} == {32, 256, 1024}  # 256 : 2K : 8K at batch_scale 1/8
 

@@ -241,14 +241,35 @@ def tables_of(folder):
     return {p.name: p.read_text() for p in sorted((folder / "tables").glob("*.csv"))}
 
 
-def test_default_grid_gives_identical_tables_from_results_offline_wandb_and_the_wandb_api(grid, tmp_path, monkeypatch):
-    """The W&B server is unreachable here, so for the online source wandb.Api is replaced by one that serves
-    this grid's offline runs as W&B's own reader gives them; from the Api's run objects on, the path is real."""
+def api_runs(cells: list[dict]) -> list:
+    """The runs a W&B project holds for these cells, shaped as wandb.Api returns them (config, summary, state,
+    scan_history), built from results.json alone: the server is the one thing that cannot run here. That W&B
+    stores exactly these keys is what the offline-reader comparison above checks."""
     import types
 
-    import wandb
+    runs = []
+    for r in cells:
+        config = {**r["config"], **{f"factor/{k}": v for k, v in r["factors"].items()}, "cell_id": r["cell_id"],
+                  "arm_id": r["arm_id"]}
+        summary = {**r["metrics"], "status": r["status"], "tokens_seen": r["tokens_seen"],
+                   "data/train_tokens": r["data"]["train_tokens"], **{f"plan/{k}": v for k, v in r["plan"].items()},
+                   **{f"compute/{k}": v for k, v in r["compute"].items()}}
+        history = [{"trainer/global_step": step, "train/loss": loss} for step, loss in r["curve"]]
+        runs.append(types.SimpleNamespace(id=r["cell_id"], name=r["name"], config=config, summary=summary,
+                                          state="finished", scan_history=lambda keys, h=history: iter(h)))
+        for fp, entry in r["glue"].items():
+            for task, result in entry["tasks"].items():
+                for seed, run in result["seeds"].items():
+                    runs.append(types.SimpleNamespace(
+                        id=f"{r['cell_id']}-{fp}-{task}-s{seed}", name=f"{r['name']}-{task}-seed{seed}",
+                        config={**r["config"], "cell_id": r["cell_id"], "glue/task": task, "glue/seed": int(seed),
+                                "glue/fingerprint": fp}, state="finished", scan_history=lambda keys: iter([]),
+                        summary={f"glue/{k}": v for k, v in run["metrics"].items()}))
+    return runs
 
-    from ablations.report.runs import offline_records
+
+def test_default_grid_gives_identical_tables_from_results_offline_wandb_and_the_wandb_api(grid, tmp_path, monkeypatch):
+    import wandb
 
     root, _ = grid
     build(str(root / "cells"), tmp_path / "from_results")
@@ -256,10 +277,11 @@ def test_default_grid_gives_identical_tables_from_results_offline_wandb_and_the_
     expected = tables_of(tmp_path / "from_results")
     assert tables_of(tmp_path / "from_wandb") == expected
     assert set(expected) >= {"table1.csv", "table2.csv", "ablation_summary.csv", "glue_comparison.csv"}
+    # the plots read the same training curves from either source, every step where results.json has it
+    curves = lambda source: {r.cell_id: r.curve for r in load(source).runs}
+    assert curves(str(root / "cells")) == curves(f"wandb-offline:{root / 'wandb'}")
 
-    records, _ = offline_records(root / "wandb")
-    served = [types.SimpleNamespace(id=r.id, name=r.name, config=r.config, summary=r.summary, state=r.state,
-                                    scan_history=lambda keys, r=r: iter(r.history())) for r in records]
+    served = api_runs([json.loads(p.read_text()) for p in root.glob("cells/*/results.json")])
 
     class Api:
         def __init__(self, timeout):
@@ -272,9 +294,7 @@ def test_default_grid_gives_identical_tables_from_results_offline_wandb_and_the_
     monkeypatch.setattr(wandb, "Api", Api)
     build("wandb:team/roberta-ablations", tmp_path / "from_api")
     assert tables_of(tmp_path / "from_api") == expected
-    # the plots read the same training curves from either source, every step where results.json has it
-    curves = lambda source: {r.cell_id: r.curve for r in load(source).runs}
-    assert curves(str(root / "cells")) == curves(f"wandb-offline:{root / 'wandb'}")
+    assert curves("wandb:team/roberta-ablations") == curves(str(root / "cells"))
 
 
 def test_the_offline_wandb_reader_works_when_the_venvs_bin_is_not_on_path(grid, tmp_path):
