@@ -5,16 +5,23 @@ and a resumed cell continues its run. Implementation settings (trainer, logger, 
 """
 
 import json
+import logging
 import os
 import socket
 import subprocess
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
+from ablations.config import ConfigError
 from ablations.data.cache import stable_hash
+
+log = logging.getLogger(__name__)
 
 SCIENCE = ("objective", "input_format", "masking", "schedule", "data", "model", "tokenizer", "seq_len", "seed")
 SCHEMA_VERSION = 2  # 2: GLUE results keyed by fingerprint, budgets in real tokens
@@ -71,6 +78,48 @@ class Cell:
     @property
     def results_path(self) -> Path:
         return self.dir / "results.json"
+
+    @contextmanager
+    def lock(self):
+        """One process runs this cell at a time (two grids on one paths.root): the second waits, then finds it
+        finished. Taken by rank 0 only: the other ranks of a DDP cell are its own process tree."""
+        from pytorch_lightning.utilities import rank_zero_only
+
+        if rank_zero_only.rank != 0:
+            yield
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.dir / "cell.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.info("cell %s (%s) is being run by another process; waiting for it", self.id, self.name)
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+def read_results(path: Path) -> dict:
+    """A cell's results.json, {} when there is none. One that cannot be read (cut short by hand, a full disk) is
+    moved aside, never trusted, and the cell runs again (resuming from its checkpoints); one of another schema
+    version is refused rather than overwritten."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    try:
+        results = json.loads(text)
+    except ValueError as err:
+        aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+        os.replace(path, aside)
+        log.warning("%s is not valid JSON (%s): moved to %s; the cell runs again", path, err, aside.name)
+        return {}
+    if results.get("schema_version") != SCHEMA_VERSION:
+        raise ConfigError(f"{path}: schema_version {results.get('schema_version')}, this harness reads and writes "
+                          f"{SCHEMA_VERSION}; move the cell folder away to run it here again")
+    return results
 
 
 def provenance() -> dict:

@@ -4,10 +4,14 @@ created side by side (reinit create_new): a fine-tuning run never ends the cell'
 default; never prompts for a login."""
 
 import logging
+import os
+import socket
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import WandbLogger
 
 from ablations.cell import Cell
 from ablations.config import ConfigError
@@ -32,6 +36,33 @@ def finetune_run(cfg: DictConfig, cell: Cell, task: str, seed: int, protocol: di
         yield run
 
 
+def check(cfg: DictConfig) -> None:
+    """Before any work: logger.mode=online needs credentials and a reachable server. Without them the cell fails
+    here with a clear message, or, with logger.offline_fallback=true, logs offline (and says so)."""
+    if cfg.logger.name == "none" or cfg.logger.mode != "online":
+        return
+    import wandb
+
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    problem = None
+    if not wandb.api.api_key:
+        problem = "needs W&B credentials (WANDB_API_KEY or `wandb login`)"
+    else:
+        try:
+            socket.create_connection((host.hostname, host.port or 443), timeout=5).close()
+        except OSError as err:
+            problem = f"cannot reach {host.hostname} ({type(err).__name__})"
+    if problem is None:
+        return
+    if cfg.logger.offline_fallback:
+        log.warning("logger.mode=online %s: logging offline instead (logger.offline_fallback=true); "
+                    "`wandb sync` uploads the runs later", problem)
+        cfg.logger.mode = "offline"
+        return
+    raise ConfigError(f"logger.mode=online {problem}; logger.mode=offline logs locally and syncs later with `wandb "
+                      f"sync`, logger.offline_fallback=true falls back to it")
+
+
 @contextmanager
 def _run(cfg: DictConfig, cell: Cell, extra: dict | None = None, **init):
     from pytorch_lightning.utilities import rank_zero_only
@@ -41,9 +72,6 @@ def _run(cfg: DictConfig, cell: Cell, extra: dict | None = None, **init):
         return
     import wandb
 
-    if cfg.logger.mode == "online" and not wandb.api.api_key:
-        raise ConfigError("logger.mode=online needs W&B credentials (WANDB_API_KEY or `wandb login`); "
-                          "logger.mode=offline logs locally and syncs later with `wandb sync`")
     Path(cfg.logger.dir).mkdir(parents=True, exist_ok=True)
     run = wandb.init(
         project=cfg.logger.project, entity=cfg.logger.entity, dir=cfg.logger.dir, mode=cfg.logger.mode,
@@ -55,9 +83,34 @@ def _run(cfg: DictConfig, cell: Cell, extra: dict | None = None, **init):
     try:
         yield run
     except BaseException:
-        run.finish(exit_code=1)
+        _quietly(run.finish, exit_code=1)
         raise
-    run.finish()
+    _quietly(run.finish)
+
+
+def update_summary(run, values: dict) -> None:
+    """The run's summary, when there is a run; results.json is written first and W&B is its mirror, so a W&B
+    failure is a warning, never a lost result."""
+    if run is not None:
+        _quietly(run.summary.update, values)
+
+
+def _quietly(call, *args, **kwargs) -> None:
+    try:
+        call(*args, **kwargs)
+    except Exception as err:  # W&B is the mirror; results.json holds the numbers
+        log.warning("W&B: %s failed (%s: %s); results.json is unaffected", getattr(call, "__name__", call),
+                    type(err).__name__, err)
+
+
+class SafeWandbLogger(WandbLogger):
+    """Lightning's W&B logger whose failures (a full disk, a dead W&B service) are warnings, not a lost cell."""
+
+    def log_metrics(self, metrics, step=None):
+        _quietly(super().log_metrics, metrics, step)
+
+    def log_hyperparams(self, params):
+        _quietly(super().log_hyperparams, params)
 
 
 def run_path(run) -> dict | None:

@@ -54,9 +54,11 @@ def adamw(named_parameters, lr: float, weight_decay: float, betas=(0.9, 0.98), e
 
 class PretrainModule(pl.LightningModule):
     def __init__(self, model: dict, vocab_size: int, pad_id: int, nsp: bool, optimizer: dict, steps: int,
-                 warmup_steps: int, sequences: int, clip_grad_norm: float | None = None, seed: int = 0):
+                 warmup_steps: int, sequences: int, clip_grad_norm: float | None = None, seed: int = 0,
+                 cell_id: str | None = None):
         super().__init__()
-        self.save_hyperparameters()  # plain containers only: checkpoints load with weights_only=True
+        self.save_hyperparameters()  # plain containers only: checkpoints load with weights_only=True; cell_id names
+        # the cell a checkpoint belongs to
         self.automatic_optimization = False
         self.model = build_model(model, vocab_size, pad_id, nsp)
         self.val_loss = MeanMetric()

@@ -1,11 +1,13 @@
 """Build-once folders keyed by a hash of their settings, safe when several cells build the same one at once.
 
-A folder is built under a temporary name and renamed into place with a DONE marker inside, so a reader
-never sees half a build; a folder left without the marker (a killed build) is rebuilt.
+A folder is built under a temporary name and renamed into place with a DONE manifest inside (every file and its
+size), so a reader never sees half a build; a folder left without the manifest (a killed build) is rebuilt, and
+one whose files no longer match it (cut short, deleted) is rebuilt where that is safe, else refused by name.
 """
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -14,6 +16,9 @@ from typing import Callable
 
 from filelock import FileLock
 
+from ablations.config import ConfigError
+
+log = logging.getLogger(__name__)
 DONE = "DONE"
 
 
@@ -23,23 +28,45 @@ def stable_hash(settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def cached(root: Path, kind: str, settings: dict, build: Callable[[Path], None]) -> Path:
-    """The folder for `settings` under root/kind, calling build(tmp_folder) the first time."""
+def cached(root: Path, kind: str, settings: dict, build: Callable[[Path], None], rebuild_damaged: bool = True) -> Path:
+    """The folder for `settings` under root/kind, calling build(tmp_folder) the first time. rebuild_damaged=False
+    for a folder other results depend on exactly (a trained tokenizer): damage is then an error naming the file."""
     final = Path(root) / kind / stable_hash(settings)
-    if (final / DONE).exists():
+    if _intact(final, rebuild_damaged):
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{final}.lock"):
-        if (final / DONE).exists():
+        if _intact(final, rebuild_damaged):
             return final
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f"{final.name}.tmp-"))
         try:
             build(tmp)
             (tmp / "settings.json").write_text(json.dumps(settings, indent=1, sort_keys=True, default=str))
-            (tmp / DONE).touch()
+            (tmp / DONE).write_text(json.dumps(_manifest(tmp), indent=1))
             if final.exists():
                 shutil.rmtree(final)
             os.rename(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _manifest(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _intact(folder: Path, rebuild_damaged: bool) -> bool:
+    """Built and unchanged since; a damaged folder is rebuilt (False) or refused."""
+    try:
+        manifest = json.loads((folder / DONE).read_text())
+    except (OSError, ValueError):
+        return False  # never finished (a killed build): built anew
+    damaged = sorted(name for name, size in manifest.items()
+                     if not (folder / name).is_file() or (folder / name).stat().st_size != size)
+    if not damaged:
+        return True
+    if not rebuild_damaged:
+        raise ConfigError(f"{folder / damaged[0]}: missing or changed since the cache was built; delete {folder} to "
+                          f"rebuild it (cells trained with the old one then differ from new ones)")
+    log.warning("%s: missing or changed since it was built (%s): rebuilt", folder, ", ".join(damaged))
+    return False

@@ -39,7 +39,8 @@ def prepare(cfg: DictConfig, root: Path, masks: bool = True) -> Prepared:
     plain = OmegaConf.to_container(cfg, resolve=True)
     corpus_settings = {"sources": plain["data"]["sources"], "valid_fraction": cfg.data.valid_fraction,
                        "data_seed": cfg.data.seed, "tokenizer": plain["tokenizer"]}
-    corpus_dir = cached(root / "cache", "corpus", corpus_settings, lambda out: _build_corpus(cfg, out))
+    corpus_dir = cached(root / "cache", "corpus", corpus_settings, lambda out: _build_corpus(cfg, out),
+                        rebuild_damaged=False)  # a tokenizer trained again can differ: cells would not compare
     tok = PreTrainedTokenizerFast.from_pretrained(corpus_dir / "tokenizer")
     instance_settings = {"corpus": corpus_dir.name, "size": cfg.data.size, "input_format": plain["input_format"],
                          "seq_len": cfg.seq_len, "copies": _copies(cfg)}

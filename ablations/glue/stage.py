@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import WandbLogger
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
@@ -27,7 +26,7 @@ from ablations.config import ConfigError
 from ablations.data.cache import stable_hash
 from ablations.glue import metrics, tasks
 from ablations.glue.checkpoint import Checkpoint
-from ablations.tracking import finetune_run
+from ablations.tracking import SafeWandbLogger, finetune_run, update_summary
 from lightning_modules.finetune import FinetuneModule
 
 log = logging.getLogger(__name__)
@@ -153,7 +152,7 @@ def _finetune(cfg, cell, checkpoint, task, splits, encoded, protocol, fp, seed) 
     t = cfg.trainer
     with finetune_run(cfg, cell, task.name, seed, protocol, fp) as run:
         trainer = pl.Trainer(accelerator=t.accelerator, devices=1, precision=t.precision,
-                             max_epochs=protocol["epochs"], logger=WandbLogger(experiment=run) if run else False,
+                             max_epochs=protocol["epochs"], logger=SafeWandbLogger(experiment=run) if run else False,
                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                              num_sanity_val_steps=0, log_every_n_steps=min(t.log_every_steps, steps), deterministic=True,
                              # dev is scored only where it is reported: every epoch to pick the best, else the last
@@ -167,8 +166,7 @@ def _finetune(cfg, cell, checkpoint, task, splits, encoded, protocol, fp, seed) 
             return {"status": "diverged"}
         epoch, predictions, scores = (module.epochs[-1] if protocol["select"] == "last" else
                                       max(module.epochs, key=lambda e: e[2][f"{task.name}/score"]))
-        if run is not None:
-            run.summary.update({**{f"glue/{k}": v for k, v in scores.items()}, "glue/epoch": epoch})
+        update_summary(run, {**{f"glue/{k}": v for k, v in scores.items()}, "glue/epoch": epoch})
     for split in dev_splits:
         _write_predictions(prediction_path(cell, fp, tasks.dev_key(task, split), seed),
                            [e.label for e in splits[split]], predictions[split])

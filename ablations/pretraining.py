@@ -1,0 +1,152 @@
+"""Pretraining one cell: the Lightning run over its global batches, the held-out evaluation, the exported
+Hugging Face model, and the cell's results.json and W&B summary. A killed cell resumes from its newest whole
+checkpoint; a checkpoint of another cell is refused rather than loaded."""
+
+import logging
+import sys
+import time
+import warnings
+import zipfile
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities import rank_zero_only
+from torch.utils.data import DataLoader
+
+from ablations import compute
+from ablations.budget import Budget
+from ablations.cell import Cell, provenance, write_results
+from ablations.config import ConfigError
+from ablations.data.masking import collate, collate_step
+from ablations.data.pipeline import Prepared
+from ablations.progress import progress_callbacks
+from ablations.tracking import SafeWandbLogger, run_path, update_summary
+from lightning_modules.callbacks import MaskFingerprint, ResumeAtStep
+from lightning_modules.pretrain import PretrainModule
+
+log = logging.getLogger(__name__)
+
+
+def pretrain(cfg, spend: Budget, cell: Cell, data: Prepared, run) -> dict:
+    started = time.time()
+    plan = spend.plan
+    base = {"cell_id": cell.id, "arm_id": cell.arm_id, "name": cell.name, "factors": cell.factors,
+            "config": OmegaConf.to_container(cfg, resolve=True), "plan": vars(plan), "data": data.stats,
+            "warnings": spend.warnings, "wandb": run_path(run), **provenance()}
+    try:
+        module, trainer, last, fingerprints, fit_seconds = _train(cfg, spend, data, cell, run)
+        final = trainer.validate(module, _eval_loader(cfg, data), verbose=False)[0]
+        status = "diverged" if module.diverged else "ok"
+        tokens_seen, sequences_seen = module.global_tokens_seen(), int(module.global_sum(module.sequences_seen))
+        trained = int(module.global_sum(module.tokens_seen - module.tokens_at_start))  # by this run, not before a resume
+        flops = _compute(cfg, data, tokens_seen, trained, fit_seconds, trainer.world_size)
+        if status == "ok" and trainer.is_global_zero:
+            module.model.config.pretraining_seq_len = cfg.seq_len  # fine-tuning never feeds longer inputs
+            module.model.save_pretrained(cell.dir / "model")
+            data.tokenizer.save_pretrained(cell.dir / "model")
+    except Exception as err:
+        if rank_zero_only.rank == 0:
+            write_results(cell.results_path, {**base, "status": "failed", "error": f"{type(err).__name__}: {err}",
+                                              "timing": {"seconds": time.time() - started}})
+        raise
+    seconds = time.time() - started
+    metrics = {**last, **final, "train/tokens_per_sec": trained / fit_seconds,
+               "data/unigram_entropy": data.stats["unigram_entropy"]}
+    epochs = spend.batches.epochs(trainer.global_step)
+    results = {**base, "status": status, "metrics": metrics, "tokens_seen": tokens_seen,
+               "sequences_seen": sequences_seen, "steps": trainer.global_step, "epochs": epochs,
+               "mask_fingerprints": fingerprints, "curve": module.curve, "compute": flops,
+               "timing": {"seconds": seconds, "fit_seconds": fit_seconds},
+               "model_dir": str(cell.dir / "model") if status == "ok" else None}
+    if trainer.is_global_zero:
+        write_results(cell.results_path, results)  # first: a W&B failure never costs the result
+    update_summary(run, {**metrics, "status": status, "tokens_seen": tokens_seen, "sequences_seen": sequences_seen,
+                         "steps": trainer.global_step, "epochs": epochs, "data/train_tokens": data.stats["train_tokens"],
+                         "data/tokens_per_sequence": data.stats["tokens_per_sequence"],
+                         **{f"compute/{k}": v for k, v in flops.items()},
+                         **{f"plan/{k}": v for k, v in vars(plan).items()}})
+    log.info("cell %s %s: %s, %d real tokens in %d steps, held-out perplexity %.2f, results %s, W&B %s", cell.id,
+             cell.name, status, tokens_seen, trainer.global_step, final["val/perplexity"], cell.results_path,
+             run_path(run)["dir"] if run is not None else "off")
+    return results
+
+
+def _compute(cfg, data: Prepared, tokens_seen: int, trained: int, fit_seconds: float, ranks: int) -> dict:
+    """Model FLOPs (ablations/compute.py) of the cell, and of this run's training against the devices' peak."""
+    per_token = compute.flops_per_token(cfg.model, len(data.tokenizer), data.stats["tokens_per_sequence"])
+    peak, peak_source = compute.device_peak(cfg.trainer.accelerator, cfg.trainer.precision)
+    achieved = per_token * trained / fit_seconds
+    return {"flops_per_token": per_token, "total_flops": per_token * tokens_seen, "flops_per_sec": achieved,
+            "peak_flops": peak * ranks if peak else None, "peak": f"{ranks} x {peak_source}",
+            "mfu": achieved / (peak * ranks) if peak else None}
+
+
+def _train(cfg, spend: Budget, data: Prepared, cell: Cell, run):
+    t, plan = cfg.trainer, spend.plan
+    module = PretrainModule(
+        model=OmegaConf.to_container(cfg.model, resolve=True), vocab_size=len(data.tokenizer),
+        pad_id=data.tokenizer.pad_token_id, nsp=cfg.objective.nsp, steps=plan.steps, warmup_steps=plan.warmup_steps,
+        sequences=plan.sequences, clip_grad_norm=cfg.schedule.clip_grad_norm, seed=cfg.seed, cell_id=cell.id,
+        optimizer={"lr": plan.peak_lr, "weight_decay": cfg.schedule.weight_decay,
+                   "betas": list(cfg.schedule.adam_betas), "eps": cfg.schedule.adam_eps})
+    fingerprint = MaskFingerprint()
+    every = ({"train_time_interval": timedelta(minutes=t.checkpoint_every_minutes)} if t.checkpoint_every_minutes
+             else {"every_n_train_steps": t.checkpoint_every_steps})
+    callbacks = [fingerprint, ResumeAtStep(spend.batches), ModelCheckpoint(cell.dir / "checkpoints", save_last=True, **every),
+                 *progress_callbacks(t.log_every_steps)]
+    trainer = pl.Trainer(
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        precision=t.precision, max_steps=plan.steps,
+        logger=SafeWandbLogger(experiment=run) if run is not None else False, callbacks=callbacks,
+        enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, log_every_n_steps=t.log_every_steps,
+        val_check_interval=t.eval_every_steps, num_sanity_val_steps=0, use_distributed_sampler=False,
+        default_root_dir=cell.dir)
+    if t.compile:
+        module.model.compile(dynamic=True)  # in place: the state dict, checkpoints and export keep their names
+    loader = DataLoader(data.train, batch_sampler=spend.batches, num_workers=t.num_workers,
+                        collate_fn=partial(collate_step, pad_id=data.tokenizer.pad_token_id, micro_batch=plan.micro_batch),
+                        persistent_workers=t.num_workers > 0, pin_memory=t.accelerator == "gpu")
+    with warnings.catch_warnings():
+        # Lightning warns that a mid-epoch resume of a plain loader is unreliable (ResumeAtStep makes it exact), and
+        # that validation_step has no loader when eval_every_steps is off (the held-out loss is taken after fit).
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+        warnings.filterwarnings("ignore", message="You defined a `validation_step` but have no `val_dataloader`")
+        started = time.perf_counter()
+        trainer.fit(module, loader, _eval_loader(cfg, data) if t.eval_every_steps else None,
+                    ckpt_path=_resume_from(cell.dir / "checkpoints", cell.id))
+        fit_seconds = time.perf_counter() - started
+    last = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+    return module, trainer, last, fingerprint.fingerprints, fit_seconds
+
+
+def _resume_from(folder: Path, cell_id: str) -> Path | None:
+    """The newest whole checkpoint of a cell killed mid-training. A file cut short by the kill fails its zip check
+    and is skipped (and deleted, by rank 0), never loaded as if whole; a checkpoint of another cell is refused."""
+    for path in sorted(folder.glob("*.ckpt"), key=lambda p: (p.name != "last.ckpt", -p.stat().st_mtime)):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                whole = archive.testzip() is None
+        except (zipfile.BadZipFile, OSError):
+            whole = False
+        if not whole:
+            log.warning("checkpoint %s is cut short (killed while writing?): skipped%s", path,
+                        " and deleted" if rank_zero_only.rank == 0 else "")
+            if rank_zero_only.rank == 0:
+                path.unlink(missing_ok=True)
+            continue
+        owner = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["hyper_parameters"].get("cell_id")
+        if owner != cell_id:
+            raise ConfigError(f"{path}: a checkpoint of cell {owner}, not of this cell {cell_id}; move it away")
+        log.info("resuming from %s", path)
+        return path
+    return None
+
+
+def _eval_loader(cfg, data: Prepared) -> DataLoader:
+    return DataLoader(data.eval, batch_size=cfg.trainer.micro_batch_size,
+                      collate_fn=partial(collate, pad_id=data.tokenizer.pad_token_id))
