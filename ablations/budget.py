@@ -31,7 +31,7 @@ class Budget:
 def budget(cfg: DictConfig, data: Prepared) -> Budget:
     stats = data.stats
     p = plan(cfg, stats["tokens_per_sequence"])
-    batches = GlobalBatches(data.train.size, p.sequences, p.steps, cfg.seed)
+    batches = GlobalBatches([len(c) for c in data.train.copies], p.sequences, p.steps, cfg.seed)
     epochs = batches.epochs(p.steps)
     copy_feeds = epochs / cfg.masking.dupe_factor if cfg.masking.name == "static" else None
     warnings = fairness_warnings(cfg, p, epochs, copy_feeds, min(stats["train_sequences"]))

@@ -55,7 +55,7 @@ def _check_masking(m):
     if m.mask_replace_prob + m.random_replace_prob > 1:
         raise ConfigError(f"masking.mask_replace_prob + masking.random_replace_prob = "
                           f"{m.mask_replace_prob + m.random_replace_prob}: the shares must sum to at most 1")
-    if m.name == "static" and (not isinstance(m.dupe_factor, int) or m.dupe_factor < 1):
+    if not isinstance(m.dupe_factor, int) or isinstance(m.dupe_factor, bool) or m.dupe_factor < 1:
         raise ConfigError(f"masking.dupe_factor={m.dupe_factor}: allowed a whole number >= 1")
 
 

@@ -33,7 +33,7 @@ def timed(fn):
 def feed_tokens(data, spend, workers, epochs=2):
     """Real tokens of `epochs` epochs as the training loader feeds them (masked, collated into micro-batches)."""
     steps = round(epochs * data.train.size(0) / spend.plan.sequences)
-    batches = GlobalBatches(data.train.size, spend.plan.sequences, steps, seed=0)
+    batches = GlobalBatches([len(c) for c in data.train.copies], spend.plan.sequences, steps, seed=0)
     loader = DataLoader(data.train, batch_sampler=batches, num_workers=workers,
                         collate_fn=partial(collate_step, pad_id=data.tokenizer.pad_token_id,
                                            micro_batch=spend.plan.micro_batch))

@@ -82,6 +82,7 @@ def test_implementation_settings_never_change_the_cell_id():
     (["masking.mask_replace_prob=0.95"], "must sum to at most 1"),
     (["masking.random_replace_prob=-0.1"], "masking.random_replace_prob=-0.1: allowed 0 to 1"),
     (["masking=static", "masking.dupe_factor=0"], "masking.dupe_factor=0"),
+    (["masking=dynamic", "masking.dupe_factor=-3"], "masking.dupe_factor=-3"),  # pair formats build that many copies
     (["schedule.total_tokens=0"], "schedule.total_tokens=0"),
     (["schedule.total_tokens=100"], "less than one batch"),
     (["schedule.batch_scale=0.001"], "schedule.batch_scale=0.001"),

@@ -59,7 +59,7 @@ def feed(prepared, epochs, workers, sequences=16, micro_batch=5):
     """The (inputs, labels) the training loader actually feeds, by (epoch, index), read from its micro-batches."""
     dataset, pad = prepared.train, prepared.tokenizer.pad_token_id
     total = sum(dataset.size(e) for e in range(epochs))
-    batches = GlobalBatches(dataset.size, sequences, -(-total // sequences), seed=0)
+    batches = GlobalBatches([len(c) for c in dataset.copies], sequences, -(-total // sequences), seed=0)
     seq_len = dataset.instances(0).input_ids.shape[1]
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers,
                         collate_fn=partial(collate_step, pad_id=pad, micro_batch=micro_batch))
@@ -114,7 +114,7 @@ def test_fed_masks_are_the_datasets_and_reproducible_from_seed_whatever_the_work
 
 def test_global_batches_are_whole_and_cross_epochs_without_dropping_a_sequence():
     sizes = {0: 10, 1: 7}
-    batches = GlobalBatches(lambda e: sizes[e % 2], sequences=4, steps=17, seed=0)
+    batches = GlobalBatches([10, 7], sequences=4, steps=17, seed=0)
     steps = list(batches)
     assert len(steps) == 17 and all(len(step) == 4 for step in steps)  # every step one whole global batch
     stream = [key for step in steps for key in step]
@@ -124,20 +124,20 @@ def test_global_batches_are_whole_and_cross_epochs_without_dropping_a_sequence()
     for epoch, indices in list(epochs.items())[:-1]:  # every finished epoch is a permutation of its copy
         assert sorted(indices) == list(range(sizes[epoch % 2]))
     assert batches.epochs(17) == 8 and batches.epochs(5) == pytest.approx(2.3)  # 20 = 10 + 7 + 3 of 10
-    big = GlobalBatches(lambda e: 3, sequences=8, steps=2, seed=0)
+    big = GlobalBatches([3], sequences=8, steps=2, seed=0)
     first = next(iter(big))
     assert len(first) == 8 and {e for e, _ in first} == {0, 1, 2}  # a batch larger than the data spans epochs
 
 
 def test_a_resumed_sampler_feeds_the_rest_of_the_same_stream():
-    batches = GlobalBatches(lambda e: 11, sequences=4, steps=12, seed=3)
+    batches = GlobalBatches([11], sequences=4, steps=12, seed=3)
     whole = list(batches)
     batches.start_step = 5
     assert list(batches) == whole[5:]
 
 
 def test_ranks_share_each_global_batch_without_overlap(monkeypatch):
-    batches = GlobalBatches(lambda e: 10, sequences=6, steps=4, seed=0)
+    batches = GlobalBatches([10], sequences=6, steps=4, seed=0)
     whole = list(batches)
     shards = []
     for rank in (0, 1):

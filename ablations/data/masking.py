@@ -9,10 +9,8 @@ Epoch e also feeds instance copy e mod (number of copies): pair formats rebuild 
 """
 
 import hashlib
-from itertools import islice
-from typing import Callable
-
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 import torch
@@ -143,38 +141,43 @@ def collate_step(items: list[dict], pad_id: int, micro_batch: int) -> list[dict]
 
 class GlobalBatches(Sampler):
     """The optimizer steps of a run: `sequences` keys (epoch, index) per step, cut from one stream of epochs,
-    each a permutation (from (seed, epoch)) of the instance copy it feeds.
+    each a permutation (from (seed, epoch)) of the instance copy it feeds (epoch e: copy e mod len(sizes)).
 
     Every step is one whole global batch: a step may span an epoch's end (nothing is dropped, no step is
     partial) and a global batch larger than the data spans several epochs. Each DDP rank takes its share of
     every global batch. `start_step` (set when a checkpoint loads, before any iterator exists) resumes exactly.
     """
 
-    def __init__(self, epoch_size: Callable[[int], int], sequences: int, steps: int, seed: int):
-        self.epoch_size, self.sequences, self.steps, self.seed = epoch_size, sequences, steps, seed
+    def __init__(self, sizes: list[int], sequences: int, steps: int, seed: int):
+        self.sizes, self.sequences, self.steps, self.seed = list(sizes), sequences, steps, seed
         self.start_step = 0
 
     def __len__(self):
         return self.steps
 
+    def _locate(self, position: int) -> tuple[int, int]:
+        """(epoch, offset in it) of a stream position, in whole cycles of the copies first (a dry run of a paper-scale
+        budget on small data spans millions of epochs)."""
+        cycles, position = divmod(position, sum(self.sizes))
+        epoch = cycles * len(self.sizes)
+        while position >= self.sizes[epoch % len(self.sizes)]:
+            position -= self.sizes[epoch % len(self.sizes)]
+            epoch += 1
+        return epoch, position
+
     def stream(self, position: int = 0):
         """(epoch, index) keys from the stream's position onwards."""
-        epoch = 0
-        while position >= self.epoch_size(epoch):
-            position -= self.epoch_size(epoch)
-            epoch += 1
+        epoch, offset = self._locate(position)
         while True:
-            for index in np.random.default_rng((self.seed, epoch)).permutation(self.epoch_size(epoch))[position:]:
+            size = self.sizes[epoch % len(self.sizes)]
+            for index in np.random.default_rng((self.seed, epoch)).permutation(size)[offset:]:
                 yield epoch, int(index)
-            position, epoch = 0, epoch + 1
+            offset, epoch = 0, epoch + 1
 
     def epochs(self, steps: int) -> float:
         """How many epochs `steps` optimizer steps feed (fractional)."""
-        position, epoch = steps * self.sequences, 0
-        while position >= self.epoch_size(epoch):
-            position -= self.epoch_size(epoch)
-            epoch += 1
-        return epoch + position / self.epoch_size(epoch)
+        epoch, offset = self._locate(steps * self.sequences)
+        return epoch + offset / self.sizes[epoch % len(self.sizes)]
 
     def __iter__(self):
         rank, world = _shard()
