@@ -14,7 +14,6 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.data import DataLoader
 
@@ -25,7 +24,7 @@ from ablations.config import ConfigError
 from ablations.data.masking import collate, collate_step
 from ablations.data.pipeline import Prepared
 from ablations.progress import progress_callbacks
-from ablations.tracking import SafeWandbLogger, run_path, update_summary
+from ablations.tracking import CheckpointThenLog, SafeWandbLogger, run_path, update_summary
 from lightning_modules.callbacks import MaskFingerprint, ResumeAtStep
 from lightning_modules.pretrain import PretrainModule
 
@@ -97,7 +96,7 @@ def _train(cfg, spend: Budget, data: Prepared, cell: Cell, run):
     fingerprint = MaskFingerprint()
     every = ({"train_time_interval": timedelta(minutes=t.checkpoint_every_minutes)} if t.checkpoint_every_minutes
              else {"every_n_train_steps": t.checkpoint_every_steps})
-    callbacks = [fingerprint, ResumeAtStep(spend.batches), ModelCheckpoint(cell.dir / "checkpoints", save_last=True, **every),
+    callbacks = [fingerprint, ResumeAtStep(spend.batches), CheckpointThenLog(cell.dir / "checkpoints", save_last=True, **every),
                  *progress_callbacks(t.log_every_steps)]
     trainer = pl.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,

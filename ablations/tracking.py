@@ -11,7 +11,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from ablations.cell import Cell
 from ablations.config import ConfigError
@@ -65,8 +67,6 @@ def check(cfg: DictConfig) -> None:
 
 @contextmanager
 def _run(cfg: DictConfig, cell: Cell, extra: dict | None = None, **init):
-    from pytorch_lightning.utilities import rank_zero_only
-
     if cfg.logger.name == "none" or rank_zero_only.rank != 0:
         yield None
         return
@@ -104,13 +104,86 @@ def _quietly(call, *args, **kwargs) -> None:
 
 
 class SafeWandbLogger(WandbLogger):
-    """Lightning's W&B logger whose failures (a full disk, a dead W&B service) are warnings, not a lost cell."""
+    """Lightning's W&B logger, holding metrics until they are safe: until the checkpoint that covers them is written
+    (CheckpointThenLog sends them), or the run ends. The checkpoint keeps every record; a cell resumed from it sends
+    the ones W&B did not keep before the kill, and then only later steps: every step once, as in an uninterrupted
+    run. A killed fine-tuning run sent nothing. W&B failures are warnings, not a lost cell."""
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.records: list[tuple[dict, int | None]] = []  # everything logged, in order
+        self._sent = 0
+
+    @rank_zero_only
     def log_metrics(self, metrics, step=None):
-        _quietly(super().log_metrics, metrics, step)
+        self.records.append(({k: float(v) for k, v in metrics.items()}, step))
+
+    @rank_zero_only
+    def flush(self) -> None:
+        for metrics, step in self.records[self._sent:]:
+            _quietly(super().log_metrics, metrics, step)
+        self._sent = len(self.records)
+
+    @rank_zero_only
+    def resume(self, records: list) -> None:
+        """The records a checkpoint holds: those W&B lacks are sent now (a kill can cut W&B short of its last send)."""
+        kept = _kept(self.experiment)
+        self.records, self._sent = [(dict(m), s) for m, s in records], 0
+        for metrics, step in self.records:
+            if (step, frozenset(metrics)) not in kept:
+                _quietly(super().log_metrics, metrics, step)
+        self._sent = len(self.records)
 
     def log_hyperparams(self, params):
         _quietly(super().log_hyperparams, params)
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self.flush()
+        _quietly(super().finalize, status)
+
+
+def _kept(run) -> set:
+    """(step, metric names) of every record W&B kept of this run's earlier parts: the offline run folders of the same
+    id beside this one, or the server's history online."""
+    try:
+        if run.settings.mode == "offline":
+            from ablations.report.runs import _offline_history
+
+            here = Path(run.dir).parent
+            rows = [h for part in here.parent.glob(f"offline-run-*-{run.id}") if part != here
+                    for h in _offline_history(part)]
+        else:
+            import wandb
+
+            rows = list(wandb.Api(timeout=30).run(run.path).scan_history())
+    except Exception as err:  # unreadable: nothing is sent twice, at worst a step before the kill is missing
+        log.warning("W&B: could not read what the run kept before it was resumed (%s); no record is sent again", err)
+        return _Everything()
+    return {(int(h["trainer/global_step"]), frozenset(k for k in h if not k.startswith(("_", "trainer/"))))
+            for h in rows if "trainer/global_step" in h}
+
+
+class _Everything(set):
+    def __contains__(self, item):
+        return True
+
+
+class CheckpointThenLog(ModelCheckpoint):
+    """Checkpoints as Lightning does, with every W&B record so far inside; then sends the records it now covers."""
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        if isinstance(trainer.logger, SafeWandbLogger):
+            checkpoint["wandb_records"] = list(trainer.logger.records)
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint):
+        if isinstance(trainer.logger, SafeWandbLogger):
+            trainer.logger.resume(checkpoint.get("wandb_records", []))
+
+    def _save_checkpoint(self, trainer, filepath):
+        super()._save_checkpoint(trainer, filepath)
+        if isinstance(trainer.logger, SafeWandbLogger):
+            trainer.logger.flush()
 
 
 def run_path(run) -> dict | None:

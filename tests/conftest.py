@@ -53,14 +53,14 @@ SMALL = ["data.sources.synthetic.num_documents=60", "schedule.total_tokens=13107
 
 
 def killed_run(args: list[str], root: Path, cwd: Path, until, timeout: float = 300) -> None:
-    """run.py started, then SIGKILLed as soon as until(root) holds (e.g. a checkpoint exists)."""
+    """run.py started, then its whole process tree SIGKILLed as soon as until(root) holds (a checkpoint exists)."""
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     job = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout
     while not until(root) and time.monotonic() < deadline and job.poll() is None:
         time.sleep(0.05)
-    job.send_signal(signal.SIGKILL)
+    os.killpg(job.pid, signal.SIGKILL)
     job.wait()
 
 

@@ -1,0 +1,152 @@
+"""Fault injection: SIGKILL a cell at each point a long grid can die, several times at different moments, rerun
+the same command, and compare with an uninterrupted run. Prints the matrix: fault point x tries, resumed (the
+rerun finished), equal (the same held-out loss, real tokens, mask fingerprints, curve and GLUE numbers, and a W&B
+history with every step once, equal to the uninterrupted run's), lost (a finished result gone or rewritten).
+
+Pretraining resumes exactly (bit for bit on the same machine and threads); a stage killed before it finished
+runs again from its start, and its numbers are equal too: every step is seeded.
+`python bench/faults.py [--workers 0 2] [--tries 3]` (about half an hour on 2 cores).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT
+
+sys.path.insert(0, str(ROOT / "tests"))
+from conftest import leet  # noqa: E402
+
+CELL = ["data.sources.synthetic.num_documents=60", "schedule.total_tokens=131072", "trainer.log_every_steps=4",
+        "trainer.checkpoint_every_steps=9", "glue.tasks=[sst2]", "glue.seeds=[1,2]", "glue.train_size=200",
+        "glue.dev_size=100", "glue.protocol.epochs=2"]
+GRID = ["-m", "masking=static,dynamic"]
+
+
+def newest(pattern: str):
+    return lambda root: max(root.glob(pattern), key=lambda p: p.stat().st_mtime, default=None)
+
+
+# point: (how the run is started, when to kill it (a file that appears), what the kill leaves behind)
+POINTS = {
+    "tokenizer training": ([], newest("cache/corpus/*.tmp-*"), None),
+    "cache build": ([], newest("cache/instances/*.tmp-*"), None),
+    "mid-epoch": ([], newest("cells/*/checkpoints/*.ckpt"), None),
+    "an epoch's last batch": (["trainer.checkpoint_every_steps=EPOCH_END"], newest("cells/*/checkpoints/*.ckpt"), None),
+    "checkpoint write": ([], newest("cells/*/checkpoints/*.ckpt"), "truncate the newest checkpoint"),
+    "results.json write": ([], newest("cells/*/model/model.safetensors"), "a results.json cut short"),
+    "GLUE fine-tuning": ([], newest("cells/*/predictions/*/*.tsv"), None),
+    "report": (GRID, newest("multirun/*/*/report"), None),
+}
+
+
+def command(root: Path, workers: int, extra: list[str]) -> list[str]:
+    return [sys.executable, str(ROOT / "run.py"), *extra, *CELL, f"trainer.num_workers={workers}", f"paths.root={root}",
+            f"logger.dir={root}", f"hydra.sweep.dir={root}/multirun/grid/sweep", f"hydra.run.dir={root}/runs/run"]
+
+
+def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "offline"})
+
+
+def killed(cmd: list[str], root: Path, until, delay: float) -> None:
+    """The whole process tree killed at once (grid workers, loader workers), as a scheduler kills a job."""
+    job = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env={**os.environ, "WANDB_MODE": "offline"}, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while until(root) is None and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(delay)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+
+
+def damage(root: Path, how: str | None) -> None:
+    if how == "truncate the newest checkpoint":
+        path = newest("cells/*/checkpoints/*.ckpt")(root)
+        if path:
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif how == "a results.json cut short":  # write_atomic's temporary file, as a kill mid-write leaves it
+        for cell in root.glob("cells/*"):
+            (cell / "results.json.tmp-1").write_text('{"schema_version": 2, "status": "o')
+
+
+def outcome(root: Path) -> dict:
+    """Per cell: what must equal the uninterrupted run, and the W&B steps logged (every part of a resumed run)."""
+    cells = {}
+    for path in root.glob("cells/*/results.json"):
+        r = json.loads(path.read_text())
+        glue = {fp: {t: v["summary"] for t, v in e["tasks"].items()} for fp, e in (r.get("glue") or {}).items()}
+        steps = []
+        for run_dir in root.glob(f"wandb/offline-run-*-{r['cell_id']}"):
+            steps += [h["history"]["item"] for h in leet(run_dir) if h.get("type") == "history"]
+        logged = [(int(h["trainer/global_step"]), h.get("train/loss"), h.get("data/mask_fingerprint"))
+                  for h in steps if "trainer/global_step" in h]
+        cells[r["cell_id"]] = {"status": r["status"], "loss": r["metrics"].get("val/mlm_loss"),
+                               "tokens": r.get("tokens_seen"), "fingerprints": r.get("mask_fingerprints"),
+                               "curve": r.get("curve"), "glue": glue, "wandb": sorted(logged, key=str),
+                               "finished_at": path.stat().st_mtime}
+    return cells
+
+
+def epoch_end_step(root: Path, workers: int) -> int:
+    """The first step whose global batch reaches the end of epoch 0 (from a dry run's plan)."""
+    out = run([*command(root, workers, []), "dry_run=true"], root).stdout
+    steps, sequences, epochs = (float(x) for x in re.search(
+        r"(\d+) steps x (\d+) sequences .* ([\d.]+) epochs", out).groups())
+    per_epoch = steps * sequences / epochs
+    return int(-(-per_epoch // sequences))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--tries", type=int, default=3)
+    parser.add_argument("points", nargs="*", default=list(POINTS))
+    args = parser.parse_args()
+    rows = []
+    for workers in args.workers:
+        references = {}
+        for extra in ([], GRID):
+            root = Path(tempfile.mkdtemp())
+            result = run(command(root, workers, extra), root)
+            assert result.returncode == 0, result.stderr[-2000:]
+            references[bool(extra)] = outcome(root)
+        end = epoch_end_step(Path(tempfile.mkdtemp()), workers)
+        for point in args.points:
+            extra, until, how = POINTS[point]
+            extra = [e.replace("EPOCH_END", str(end)) for e in extra]
+            resumed = equal = lost = 0
+            for attempt in range(args.tries):
+                root = Path(tempfile.mkdtemp())
+                cmd = command(root, workers, extra)
+                killed(cmd, root, until, delay=[0.0, 0.4, 1.5][attempt % 3])
+                damage(root, how)
+                before = {c: o for c, o in outcome(root).items() if o["status"] == "ok"}
+                result = run(cmd, root)
+                after = outcome(root)
+                resumed += result.returncode == 0
+                reference = references[extra[:1] == ["-m"]]
+                strip = lambda cells: {c: {k: v for k, v in o.items() if k != "finished_at"} for c, o in cells.items()}
+                equal += strip(after) == strip(reference)
+                lost += any(c not in after or after[c]["loss"] != o["loss"] for c, o in before.items())
+                shutil.rmtree(root, ignore_errors=True)
+            rows.append((point, workers, args.tries, resumed, equal, lost))
+            print(f"{point:24} workers {workers}: {args.tries} tries, {resumed} resumed, {equal} equal, {lost} lost",
+                  flush=True)
+    print(f"\n{'fault point':24} {'workers':>7} {'tries':>5} {'resumed':>7} {'equal':>5} {'lost':>4}")
+    for row in rows:
+        print(f"{row[0]:24} {row[1]:7} {row[2]:5} {row[3]:7} {row[4]:5} {row[5]:4}")
+    sys.exit(0 if all(r[3] == r[4] == r[2] and r[5] == 0 for r in rows) else 1)
+
+
+if __name__ == "__main__":
+    main()
