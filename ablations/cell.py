@@ -106,15 +106,15 @@ def read_results(path: Path) -> dict:
     moved aside, never trusted, and the cell runs again (resuming from its checkpoints); one of another schema
     version is refused rather than overwritten."""
     try:
-        text = path.read_text()
+        results = json.loads(path.read_bytes())
+        if not isinstance(results, dict):
+            raise ValueError(f"a JSON {type(results).__name__}, not an object")
     except FileNotFoundError:
         return {}
-    try:
-        results = json.loads(text)
-    except ValueError as err:
+    except ValueError as err:  # UnicodeDecodeError too
         aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
         os.replace(path, aside)
-        log.warning("%s is not valid JSON (%s): moved to %s; the cell runs again", path, err, aside.name)
+        log.warning("%s is not a results object (%s): moved to %s; the cell runs again", path, err, aside.name)
         return {}
     if results.get("schema_version") != SCHEMA_VERSION:
         raise ConfigError(f"{path}: schema_version {results.get('schema_version')}, this harness reads and writes "

@@ -1,6 +1,7 @@
 """Runs one grid cell: check the config, prepare (or reuse) its data, pretrain, export a Hugging Face model,
-fine-tune it on GLUE, and record everything in results.json and the cell's W&B run. `stage` runs either half
-alone. One process runs a cell at a time: a second grid on the same paths.root waits for it, then skips it."""
+fine-tune it on GLUE and reading comprehension, and record everything in results.json and the cell's W&B run.
+`stage` runs either half alone. One process runs a cell at a time: a second grid on the same paths.root waits for
+it, then skips it."""
 
 import logging
 import os
@@ -20,8 +21,9 @@ from ablations.cell import Cell, provenance, read_results, write_results
 from ablations.config import ConfigError, check
 from ablations.data.pipeline import prepare
 from ablations.glue.checkpoint import from_pretrained, random_init
-from ablations.glue.stage import done, fingerprint, load_tasks, run_glue
+from ablations.glue.stage import GLUE
 from ablations.pretraining import pretrain
+from ablations.rc.stage import RC
 from ablations import tracking
 from ablations.tracking import run_path, update_summary, wandb_run
 
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 
 STAGES = ("all", "pretrain", "finetune")
+FINETUNING = (GLUE, RC)
 
 
 def run_cell(cfg: DictConfig) -> dict:
@@ -37,30 +40,35 @@ def run_cell(cfg: DictConfig) -> dict:
     root = Path(to_absolute_path(cfg.paths.root))
     tracking.check(cfg)  # W&B credentials and network, before any work
     torch.set_num_threads(_threads(cfg))
-    glue = load_tasks(cfg.glue) if cfg.stage != "pretrain" else None  # bad GLUE input stops a cell before it trains
+    tasks = _load_tasks(cfg) if cfg.stage != "pretrain" else None  # bad task input stops a cell before it trains
     if cfg.model.pretrained is not None:
-        return _finetune_checkpoint(cfg, root, glue)
+        return _finetune_checkpoint(cfg, root, tasks)
     check(cfg)
     _check_ranks(cfg)
     cell = Cell.of(cfg, root)
     _link_hydra_dir(cell)
     with cell.lock():
-        return _run(cfg, root, cell, glue)
+        return _run(cfg, root, cell, tasks)
 
 
-def _run(cfg, root: Path, cell: Cell, glue: dict | None) -> dict:
+def _load_tasks(cfg) -> dict[str, dict]:
+    """{stage key: {task: splits}} for every fine-tuning stage."""
+    return {stage.key: stage.load_tasks(cfg[stage.key]) for stage in FINETUNING}
+
+
+def _run(cfg, root: Path, cell: Cell, tasks: dict | None) -> dict:
+    on_disk = read_results(cell.results_path)  # first: a results.json it refuses keeps its checkpoints too
     if cfg.force and os.environ.get("SLURM_RESTART_COUNT", "0") == "0":  # once per submission, not per requeue
         shutil.rmtree(cell.dir / "checkpoints", ignore_errors=True)
-    on_disk = read_results(cell.results_path)
     done_before = {} if cfg.force else on_disk
     pretrained = done_before.get("status") == "ok"
-    if pretrained and (cfg.stage == "pretrain" or not _glue_pending(cfg, done_before, glue, cfg.seq_len)):
+    if pretrained and (cfg.stage == "pretrain" or not _pending(cfg, done_before, tasks, cfg.seq_len)):
         log.info("cell %s (%s) already finished (%s); force=true reruns it", cell.id, cell.name, cell.results_path)
         return {**done_before, "status": "skipped"}
     if cfg.stage == "finetune" or pretrained:
         results = _finished(cell, on_disk)
         with wandb_run(cfg, cell) as run:
-            return _glue(cfg, cell, results, from_pretrained(results["model_dir"], _reuse_pooler(cfg)), glue, run)
+            return _finetune(cfg, cell, results, from_pretrained(results["model_dir"], _reuse_pooler(cfg)), tasks, run)
     data = prepare(cfg, root)
     spend = budget(cfg, data)
     log.info("cell %s (%s): %s, micro-batches of %d", cell.id, cell.name, spend.describe(), spend.plan.micro_batch)
@@ -68,7 +76,8 @@ def _run(cfg, root: Path, cell: Cell, glue: dict | None) -> dict:
     with wandb_run(cfg, cell) as run:
         results = pretrain(cfg, spend, cell, data, run)
         if cfg.stage == "all" and results["status"] == "ok":
-            results = _glue(cfg, cell, results, from_pretrained(results["model_dir"], _reuse_pooler(cfg)), glue, run)
+            results = _finetune(cfg, cell, results, from_pretrained(results["model_dir"], _reuse_pooler(cfg)), tasks,
+                                run)
     return results
 
 
@@ -88,11 +97,14 @@ def _check_ranks(cfg) -> None:
 
 
 def _threads(cfg) -> int:
-    """trainer.threads, else this machine's cores shared by the cells a grid runs at once."""
+    """trainer.threads, else the cores this process may use (a SLURM task's allocation, not the node's) shared by
+    the cells a grid runs at once."""
     if cfg.trainer.threads:
         return cfg.trainer.threads
-    grid = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    return max(1, (os.cpu_count() or 1) // (cfg.trainer.parallel_cells if grid else 1))
+    local = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN and \
+        "slurm" not in HydraConfig.get().launcher._target_.lower()
+    cores = int(os.environ.get("SLURM_CPUS_PER_TASK") or 0) or len(os.sched_getaffinity(0))
+    return max(1, cores // (cfg.trainer.parallel_cells if local else 1))
 
 
 def _finished(cell: Cell, results: dict) -> dict:
@@ -103,8 +115,8 @@ def _finished(cell: Cell, results: dict) -> dict:
     return results
 
 
-def _finetune_checkpoint(cfg, root: Path, glue: dict) -> dict:
-    """stage=finetune with model.pretrained: a cell holding only GLUE results of a given checkpoint."""
+def _finetune_checkpoint(cfg, root: Path, tasks: dict) -> dict:
+    """stage=finetune with model.pretrained: a cell holding only the fine-tuning results of a given checkpoint."""
     if cfg.stage != "finetune":
         raise ConfigError(f"model.pretrained={cfg.model.pretrained} needs stage=finetune (it skips pretraining)")
     if cfg.model.pretrained == "random":
@@ -118,35 +130,40 @@ def _finetune_checkpoint(cfg, root: Path, glue: dict) -> dict:
     with cell.lock():
         results = {"cell_id": cell.id, "name": cell.name, "factors": cell.factors, "status": "ok", "metrics": {},
                    "config": OmegaConf.to_container(cfg, resolve=True), **provenance(),
-                   "glue": read_results(cell.results_path).get("glue") or {}}
-        if not _glue_pending(cfg, results, glue, checkpoint.max_length, checkpoint.identity):
-            log.info("%s already fine-tuned under GLUE fingerprint %s (%s)", cell.name, fingerprint(cfg.glue),
-                     cell.results_path)
+                   **{s.key: read_results(cell.results_path).get(s.key) or {} for s in FINETUNING}}
+        if not _pending(cfg, results, tasks, checkpoint.max_length, checkpoint.identity):
+            log.info("%s already fine-tuned under these recipes (%s)", cell.name, cell.results_path)
             return {**results, "status": "skipped"}
         with wandb_run(cfg, cell) as run:
-            return _glue(cfg, cell, {**results, "wandb": run_path(run)}, checkpoint, glue, run)
+            return _finetune(cfg, cell, {**results, "wandb": run_path(run)}, checkpoint, tasks, run)
 
 
-def _glue_pending(cfg, results: dict, tasks: dict, max_length: int, identity: str | None = None) -> set[str]:
-    """The tasks not yet finished under this GLUE fingerprint for these weights (identity None: a cell's own)."""
-    entry = _entry(results, fingerprint(cfg.glue), identity)
-    return set(tasks) - done(entry, cfg.glue, tasks, max_length)
+def _pending(cfg, results: dict, tasks: dict, max_length: int, identity: str | None = None) -> set[str]:
+    """The stage:task pairs not yet finished under their stage's fingerprint for these weights (identity None: a
+    cell's own)."""
+    return {f"{s.key}:{name}" for s in FINETUNING
+            for name in set(tasks[s.key]) - s.done(_entry(results, s, cfg, identity), cfg[s.key], tasks[s.key],
+                                                    max_length)}
 
 
-def _entry(results: dict, fp: str, identity: str | None) -> dict | None:
-    entry = (results.get("glue") or {}).get(fp)
+def _entry(results: dict, stage, cfg, identity: str | None) -> dict | None:
+    entry = (results.get(stage.key) or {}).get(stage.fingerprint(cfg[stage.key]))
     return entry if entry and (identity is None or entry.get("checkpoint_identity") == identity) else None
 
 
-def _glue(cfg, cell: Cell, results: dict, checkpoint, tasks: dict, run) -> dict:
-    """Adds the GLUE stage's numbers, under the fingerprint of their recipe, to the cell's results.json and its
-    W&B run; numbers of other fingerprints stay beside them, never mixed."""
-    fp = fingerprint(cfg.glue)
-    entry = run_glue(cfg, cell, checkpoint, tasks, _entry(results, fp, checkpoint.identity))
-    results = {**results, "glue": {**(results.get("glue") or {}), fp: {**entry, "checkpoint_identity":
-                                                                       checkpoint.identity}}}
-    write_results(cell.results_path, results)
-    update_summary(run, {**entry["metrics"], "glue/status": entry["status"], "glue/fingerprint": fp})
+def _finetune(cfg, cell: Cell, results: dict, checkpoint, tasks: dict, run) -> dict:
+    """Adds each fine-tuning stage's numbers, under the fingerprint of their recipe, to the cell's results.json
+    (written after each stage) and its W&B run; numbers of other fingerprints stay beside them, never mixed."""
+    for stage in FINETUNING:
+        if not tasks[stage.key]:
+            continue
+        fp = stage.fingerprint(cfg[stage.key])
+        entry = stage.run(cfg, cell, checkpoint, tasks[stage.key], _entry(results, stage, cfg, checkpoint.identity))
+        results = {**results, stage.key: {**(results.get(stage.key) or {}),
+                                          fp: {**entry, "checkpoint_identity": checkpoint.identity}}}
+        write_results(cell.results_path, results)
+        update_summary(run, {**entry["metrics"], f"{stage.key}/status": entry["status"],
+                             f"{stage.key}/fingerprint": fp})
     return results
 
 

@@ -29,12 +29,14 @@ def wandb_run(cfg: DictConfig, cell: Cell):
 
 
 @contextmanager
-def finetune_run(cfg: DictConfig, cell: Cell, task: str, seed: int, protocol: dict, fingerprint: str):
+def finetune_run(cfg: DictConfig, cell: Cell, stage: str, task: str, seed: int, protocol: dict, fingerprint: str):
     """One run per task, seed and fine-tuning fingerprint in the cell's group, so the fine-tuning curves sit beside
-    the pretraining and a rerun under another recipe never continues an old run."""
+    the pretraining and a rerun under another recipe never continues an old run. `stage` (glue, rc) prefixes its
+    config keys."""
     with _run(cfg, cell, id=f"{cell.id}-{fingerprint}-{task}-s{seed}", name=f"{cell.name}-{task}-seed{seed}",
-              job_type=f"finetune-{task}", extra={"glue/task": task, "glue/seed": seed, "glue/protocol": protocol,
-                                                  "glue/fingerprint": fingerprint}) as run:
+              job_type=f"finetune-{task}", extra={f"{stage}/task": task, f"{stage}/seed": seed,
+                                                  f"{stage}/protocol": protocol, f"{stage}/fingerprint": fingerprint}) \
+            as run:
         yield run
 
 

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from ablations.cell import Cell
 from ablations.data.pipeline import prepare
+from ablations.runner import run_cell
 from conftest import SMALL, make_cfg, run_py
 
 BUDGET = 131072
@@ -147,38 +148,31 @@ def test_static_cells_fed_fewer_than_twice_per_copy_are_warned(tmp_path):
     assert "fewer than 2 times" in result.stdout + result.stderr
 
 
-@pytest.mark.slow
+TINY_CELL = ["data.sources.synthetic.num_documents=40", "schedule.total_tokens=16384", "trainer.log_every_steps=2",
+             "glue.train_size=64", "glue.dev_size=32", "rc.tasks=[]", "logger=none"]
+
+
 def test_fine_tuning_never_feeds_positions_pretraining_did_not_train(tmp_path):
-    result = run_py(*SMALL, "seq_len=32", "glue.tasks=[stsb]", "glue.seeds=[1]", "glue.protocol.max_length=128",
-                    "logger=none", f"paths.root={tmp_path}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    [r] = cells(tmp_path)
+    r = run_cell(make_cfg(*TINY_CELL, "seq_len=32", "glue.tasks=[stsb]", "glue.seeds=[1]",
+                          "glue.protocol.max_length=128", root=tmp_path))
     [glue] = r["glue"].values()
     settings = glue["tasks"]["stsb"]["settings"]
     assert settings["max_length"] == 32 and settings["max_length_requested"] == 128
     assert glue["tasks"]["stsb"]["longest_input"] <= 32
 
 
-@pytest.mark.slow
 def test_glue_results_are_keyed_by_what_made_them(tmp_path):
     """A rerun with other tasks or seeds fine-tunes and keeps both; the same settings again are skipped."""
-    args = [*SMALL, "glue.seeds=[1]", "logger=none", f"paths.root={tmp_path}"]
-    first = run_py(*args, "glue.tasks=[sst2]", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-3000:]
-    second = run_py(*args, "glue.tasks=[stsb]", cwd=tmp_path)
-    assert second.returncode == 0, second.stderr[-3000:]
-    [r] = cells(tmp_path)
+    args = [*TINY_CELL, "glue.seeds=[1]"]
+    run_cell(make_cfg(*args, "glue.tasks=[sst2]", root=tmp_path))
+    r = run_cell(make_cfg(*args, "glue.tasks=[stsb]", root=tmp_path))
     [glue] = r["glue"].values()  # the same fingerprint: tasks are added to it
     assert set(glue["tasks"]) == {"sst2", "stsb"} and "glue/stsb/pearson" in glue["metrics"]
     sst2 = glue["tasks"]["sst2"]
-    third = run_py(*args[:-2], "glue.seeds=[2]", "glue.tasks=[sst2]", "logger=none", f"paths.root={tmp_path}",
-                   cwd=tmp_path)
-    assert third.returncode == 0, third.stderr[-3000:]
-    [r] = cells(tmp_path)
+    r = run_cell(make_cfg(*TINY_CELL, "glue.seeds=[2]", "glue.tasks=[sst2]", root=tmp_path))
     assert len(r["glue"]) == 2  # another seed list is another fingerprint, and the first is kept
     assert any(g["tasks"].get("sst2") == sst2 for g in r["glue"].values())
-    again = run_py(*args, "glue.tasks=[sst2,stsb]", cwd=tmp_path)
-    assert "already finished" in again.stdout + again.stderr
+    assert run_cell(make_cfg(*args, "glue.tasks=[sst2,stsb]", root=tmp_path))["status"] == "skipped"
     from ablations.report import build
 
     report = build(str(tmp_path / "cells"), tmp_path / "report")

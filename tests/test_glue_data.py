@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 from ablations.config import ConfigError
 from ablations.glue import synthetic, tasks
 from ablations.glue.checkpoint import from_pretrained
-from ablations.glue.stage import load_tasks
+from ablations.glue.stage import GLUE as STAGE
 from conftest import SHARED_DATA, make_cfg
 
 GLUE = SHARED_DATA / "glue"
@@ -41,9 +41,9 @@ def test_tsv_reader_reads_every_task_with_the_official_row_counts(name):
 
 @pytest.mark.skipif(not GLUE.is_dir(), reason="../shared/data/glue is absent")
 def test_train_limit_takes_the_same_fixed_subset_every_time():
-    first = load_tasks(glue_cfg(train_limit=100))["rte"]
+    first = STAGE.load_tasks(glue_cfg(train_limit=100))["rte"]
     assert len(first["train"]) == 100 and len(first["dev"]) == 277
-    assert load_tasks(glue_cfg(train_limit=100))["rte"]["train"] == first["train"]
+    assert STAGE.load_tasks(glue_cfg(train_limit=100))["rte"]["train"] == first["train"]
 
 
 def test_synthetic_tasks_have_glue_shapes_and_balanced_labels():
@@ -69,14 +69,14 @@ def test_synthetic_mnli_mismatched_comes_from_a_topic_training_never_shows():
 
 def test_unknown_task_names_the_allowed_ones():
     with pytest.raises(ConfigError, match="unknown task 'mnlii'.*cola, sst2"):
-        load_tasks(glue_cfg(tasks=["mnlii"]))
+        STAGE.load_tasks(glue_cfg(tasks=["mnlii"]))
     with pytest.raises(ConfigError, match="glue=synthetic has no 'qqp'"):
-        load_tasks(glue_cfg(source="synthetic", tasks=["qqp"], train_size=10, dev_size=10, num_topics=3))
+        STAGE.load_tasks(glue_cfg(source="synthetic", tasks=["qqp"], train_size=10, dev_size=10, num_topics=3))
 
 
 def test_missing_tsv_names_the_file(tmp_path):
     with pytest.raises(ConfigError, match=r"missing file .*RTE/train\.tsv"):
-        load_tasks(glue_cfg(data_dir=str(tmp_path)))
+        STAGE.load_tasks(glue_cfg(data_dir=str(tmp_path)))
 
 
 def test_malformed_row_names_file_and_line(tmp_path):
@@ -84,28 +84,28 @@ def test_malformed_row_names_file_and_line(tmp_path):
     (tmp_path / "RTE" / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n"
                                                 "0\tA cat sat.\tA cat sat.\tentailment\n1\tonly two\n")
     with pytest.raises(ConfigError, match=r"train\.tsv:3: 2 fields"):
-        load_tasks(glue_cfg(data_dir=str(tmp_path)))
+        STAGE.load_tasks(glue_cfg(data_dir=str(tmp_path)))
 
 
 def test_label_outside_the_label_set_names_file_and_line(tmp_path):
     (tmp_path / "RTE").mkdir()
     (tmp_path / "RTE" / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tmaybe\n")
     with pytest.raises(ConfigError, match=r"train\.tsv:2: rte label 'maybe' not in entailment, not_entailment"):
-        load_tasks(glue_cfg(data_dir=str(tmp_path)))
+        STAGE.load_tasks(glue_cfg(data_dir=str(tmp_path)))
 
 
 def test_wrong_header_is_refused(tmp_path):
     (tmp_path / "RTE").mkdir()
     (tmp_path / "RTE" / "train.tsv").write_text("id\ttext\tlabel\n0\ta\tentailment\n")
     with pytest.raises(ConfigError, match=r"train\.tsv:1: no column sentence1, sentence2"):
-        load_tasks(glue_cfg(data_dir=str(tmp_path)))
+        STAGE.load_tasks(glue_cfg(data_dir=str(tmp_path)))
 
 
 def test_bad_protocol_settings_are_refused():
     with pytest.raises(ConfigError, match="select=first: allowed last, best"):
-        load_tasks(glue_cfg(protocol={"select": "first", "tasks": {}}))
+        STAGE.load_tasks(glue_cfg(protocol={"select": "first", "tasks": {}}))
     with pytest.raises(ConfigError, match="unknown rte.learning_rate"):
-        load_tasks(glue_cfg(protocol={"select": "last", "tasks": {"rte": {"learning_rate": 1e-5}}}))
+        STAGE.load_tasks(glue_cfg(protocol={"select": "last", "tasks": {"rte": {"learning_rate": 1e-5}}}))
 
 
 def test_a_folder_that_is_not_a_model_is_refused(tmp_path):
@@ -121,7 +121,7 @@ def test_hub_sources_fail_fast_and_clearly_offline():
     with pytest.raises(ConfigError, match="cannot reach the Hugging Face Hub"):
         from_pretrained("FacebookAI/roberta-base", reuse_pooler=False)
     with pytest.raises(ConfigError, match="glue=hub=nyu-mll/glue: cannot reach the Hugging Face Hub"):
-        load_tasks(glue_cfg(source="hub"))
+        STAGE.load_tasks(glue_cfg(source="hub"))
 
 
 def test_a_task_score_is_the_mean_of_its_metrics_and_mnli_counts_matched_and_mismatched():
@@ -135,8 +135,9 @@ def test_a_task_score_is_the_mean_of_its_metrics_and_mnli_counts_matched_and_mis
 
 
 def test_fine_tuning_settings_cap_the_length_and_results_are_reused_only_on_the_same_data():
-    from ablations.glue.stage import data_sha, done, settings
+    from ablations.finetuning import data_sha
 
+    done, settings = STAGE.done, STAGE.settings
     cfg = make_cfg("glue.protocol.max_length=128").glue
     assert settings(cfg, "sst2", 64)["max_length"] == 64 and settings(cfg, "sst2", 64)["max_length_requested"] == 128
     assert settings(cfg, "sst2", 512)["max_length"] == 128

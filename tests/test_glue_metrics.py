@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from ablations.glue.metrics import compute, over_seeds
+from ablations.finetuning import over_seeds
+from ablations.glue.metrics import compute
 
 
 def test_accuracy():

@@ -3,6 +3,7 @@ cell, read back with W&B's own reader; an exported model that plain transformers
 bad input that exit non-zero and never leave a results.json claiming success."""
 
 import json
+import re
 import time
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 
-from conftest import SMALL, killed_run, leet, run_py
+from conftest import ONE_THREAD, SMALL, killed_run, leet, run_py
 
 def test_grid_writes_one_ok_results_json_per_cell(grid):
     root, _ = grid
@@ -86,7 +87,7 @@ def test_exported_model_loads_in_plain_transformers_and_scores_the_held_out_set_
         return float(torch.nn.functional.cross_entropy(logits[labels != -100], labels[labels != -100]))
 
     assert loss(model) == pytest.approx(results["metrics"]["val/mlm_loss"], rel=1e-3)
-    assert loss(AutoModelForMaskedLM.from_config(model.config)) > loss(model) + 2
+    assert loss(AutoModelForMaskedLM.from_config(model.config)) > loss(model) + 1
     fill = pipeline("fill-mask", model=model, tokenizer=tokenizer)
     assert len(fill(f"The cook chops the {tokenizer.mask_token} in the kitchen.")) == 5
     encoded = tokenizer("Elena fills the jar.", "Then she smiles.")
@@ -104,19 +105,36 @@ def test_a_failing_cell_records_failed_and_closes_its_wandb_run(tmp_path):
     assert summary["exit_code"] == 1
 
 
-@pytest.mark.parametrize("args,message", [
-    (["objective=bogus"], "Could not find 'objective/bogus'"),
+BAD_INPUT = [
     (["masking.mlm_probability=2"], "masking.mlm_probability=2"),
     (["data.sources.synthetic.num_documents=1"], "need at least 2"),
     (["data=text_files", "data.sources.text_files.path=/nonexistent"], "no such folder"),
     (["glue.tasks=[sst2,mnlii]"], "unknown task 'mnlii'"),
     (["glue=tsv", "glue.data_dir=/nonexistent", "glue.tasks=[rte]"], "missing file /nonexistent/RTE/train.tsv"),
+    (["rc.tasks=[squad3]"], "rc.tasks: unknown task 'squad3'"),
+    (["rc=files", "rc.data_dir=/nonexistent"], "missing file /nonexistent/train-v1.1.json"),
     (["stage=finetune"], "has no finished pretraining"),
     (["stage=finetune", "model.pretrained=/nonexistent/model"], "no such folder"),
     (["model.pretrained=/tmp"], "needs stage=finetune"),
     (["stage=both"], "stage=both: allowed all, pretrain, finetune"),
-])
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUT)
+def test_bad_input_is_refused_before_any_work_with_a_clear_message(tmp_path, args, message):
+    from ablations.config import ConfigError
+    from ablations.runner import run_cell
+    from conftest import make_cfg
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        run_cell(make_cfg(*args, "logger=none", root=tmp_path))
+    assert not list(tmp_path.glob("cells/*/results.json"))
+
+
+@pytest.mark.parametrize("args,message", [(["objective=bogus"], "Could not find 'objective/bogus'"),
+                                          BAD_INPUT[0], BAD_INPUT[5]])
 def test_bad_input_exits_non_zero_with_a_clear_message_and_no_results(tmp_path, args, message):
+    """As the user sees it: a config error from Hydra or from the harness, one line, no traceback, no results."""
     result = run_py(*args, f"paths.root={tmp_path}", "logger=none", cwd=tmp_path, timeout=120)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
@@ -135,7 +153,7 @@ def test_hub_source_offline_fails_within_seconds_pointing_to_local_sources(tmp_p
 def test_a_killed_cell_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(grid, tmp_path):
     """SIGKILL right after the first checkpoint (step 15, mid-epoch); the rerun continues from it and ends as the
     same cell did uninterrupted in the grid."""
-    args = [*SMALL, "stage=pretrain", "logger=none", "trainer.checkpoint_every_steps=15"]
+    args = [*SMALL, ONE_THREAD, "stage=pretrain", "logger=none", "trainer.checkpoint_every_steps=15"]
     root = tmp_path / "killed"
     killed_run([*args, f"paths.root={root}"], root, tmp_path, lambda r: list(r.glob("cells/*/checkpoints/*.ckpt")))
     assert not list(root.glob("cells/*/results.json")), "killed too late: the cell had finished"
@@ -156,7 +174,7 @@ def test_a_killed_cell_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_
 
 
 def test_a_cut_short_checkpoint_is_deleted_not_loaded(tmp_path):
-    from ablations.runner import _resume_from
+    from ablations.pretraining import _resume_from
 
     (tmp_path / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
-    assert _resume_from(tmp_path) is None and not (tmp_path / "last.ckpt").exists()
+    assert _resume_from(tmp_path, "cell") is None and not (tmp_path / "last.ckpt").exists()

@@ -112,6 +112,6 @@ def test_slurm_launcher_runs_one_task_per_device_on_every_node():
         cfg = compose("config", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=8",
                                            "trainer.num_nodes=4"], return_hydra_config=True)
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
-    assert launcher["_target_"].endswith("SlurmLauncher")
+    assert launcher["_target_"] == "hydra_plugins.ablations_slurm.Slurm"  # submitit's, waiting for every job
     assert (launcher["tasks_per_node"], launcher["gpus_per_node"], launcher["nodes"]) == (8, 8, 4)
     assert launcher["max_num_timeout"] > 0  # requeued when pre-empted

@@ -258,14 +258,16 @@ def api_runs(cells: list[dict]) -> list:
         history = [{"trainer/global_step": step, "train/loss": loss} for step, loss in r["curve"]]
         runs.append(types.SimpleNamespace(id=r["cell_id"], name=r["name"], config=config, summary=summary,
                                           state="finished", scan_history=lambda keys, h=history: iter(h)))
-        for fp, entry in r["glue"].items():
-            for task, result in entry["tasks"].items():
-                for seed, run in result["seeds"].items():
-                    runs.append(types.SimpleNamespace(
-                        id=f"{r['cell_id']}-{fp}-{task}-s{seed}", name=f"{r['name']}-{task}-seed{seed}",
-                        config={**r["config"], "cell_id": r["cell_id"], "glue/task": task, "glue/seed": int(seed),
-                                "glue/fingerprint": fp}, state="finished", scan_history=lambda keys: iter([]),
-                        summary={f"glue/{k}": v for k, v in run["metrics"].items()}))
+        for stage in ("glue", "rc"):
+            for fp, entry in r[stage].items():
+                for task, result in entry["tasks"].items():
+                    for seed, run in result["seeds"].items():
+                        runs.append(types.SimpleNamespace(
+                            id=f"{r['cell_id']}-{fp}-{task}-s{seed}", name=f"{r['name']}-{task}-seed{seed}",
+                            config={**r["config"], "cell_id": r["cell_id"], f"{stage}/task": task,
+                                    f"{stage}/seed": int(seed), f"{stage}/fingerprint": fp}, state="finished",
+                            scan_history=lambda keys: iter([]),
+                            summary={f"{stage}/{k}": v for k, v in run["metrics"].items()}))
     return runs
 
 
@@ -277,7 +279,8 @@ def test_default_grid_gives_identical_tables_from_results_offline_wandb_and_the_
     build(f"wandb-offline:{root / 'wandb'}", tmp_path / "from_wandb")
     expected = tables_of(tmp_path / "from_results")
     assert tables_of(tmp_path / "from_wandb") == expected
-    assert set(expected) >= {"table1.csv", "table2.csv", "ablation_summary.csv", "glue_comparison.csv"}
+    assert set(expected) >= {"table1.csv", "table2.csv", "ablation_summary.csv", "glue_comparison.csv",
+                             "squad_comparison.csv"}
     # the plots read the same training curves from either source, every step where results.json has it
     curves = lambda source: {r.cell_id: r.curve for r in load(source).runs}
     assert curves(str(root / "cells")) == curves(f"wandb-offline:{root / 'wandb'}")

@@ -16,7 +16,7 @@ from conftest import make_cfg
 from lightning_modules.pretrain import PretrainModule, adamw, bert_config, pretraining_losses
 
 TINY = ["data.sources.synthetic.num_documents=40", "schedule.total_tokens=16384", "trainer.log_every_steps=2"]
-GLUE = ["glue.tasks=[sst2]", "glue.seeds=[1]", "glue.train_size=64", "glue.dev_size=32"]
+GLUE = ["glue.tasks=[sst2]", "glue.seeds=[1]", "glue.train_size=64", "glue.dev_size=32", "rc.tasks=[]"]
 
 
 def test_the_masked_positions_head_gives_the_full_heads_loss():

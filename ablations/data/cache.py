@@ -56,11 +56,14 @@ def _manifest(folder: Path) -> dict[str, int]:
 
 
 def _intact(folder: Path, rebuild_damaged: bool) -> bool:
-    """Built and unchanged since; a damaged folder is rebuilt (False) or refused."""
+    """Built and unchanged since; a damaged folder is rebuilt (False) or refused. Builds are renamed into place
+    with their manifest inside, so a folder in place without a readable one was damaged, not cut short."""
+    if not folder.exists():
+        return False
     try:
         manifest = json.loads((folder / DONE).read_text())
     except (OSError, ValueError):
-        return False  # never finished (a killed build): built anew
+        manifest = {DONE: -1}
     damaged = sorted(name for name, size in manifest.items()
                      if not (folder / name).is_file() or (folder / name).stat().st_size != size)
     if not damaged:

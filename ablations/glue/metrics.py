@@ -28,10 +28,3 @@ def compute(metrics: tuple[str, ...], labels, predictions) -> dict[str, float]:
     y, p = np.asarray(labels), np.asarray(predictions)
     values = {name: float(_METRICS[name](y, p)) for name in metrics}
     return {**values, "score": statistics.fmean(values.values())}
-
-
-def over_seeds(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """The headline is the median over seeds, as the RoBERTa paper reports; the spread stays beside it."""
-    return {name: {"median": statistics.median(v), "min": min(v), "max": max(v),
-                   "std": statistics.stdev(v) if len(v) > 1 else 0.0, "n": len(v)}
-            for name in per_seed[0] for v in [[seed[name] for seed in per_seed]]}

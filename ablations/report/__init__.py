@@ -7,31 +7,35 @@ from pathlib import Path
 
 from ablations.config import ConfigError
 from ablations.report import comparisons, paper, render, tables
-from ablations.report.runs import load
+from ablations.report.runs import STAGES, load
 
 log = logging.getLogger(__name__)
 TITLE = "RoBERTa ablations: our runs beside the papers"
+NAMES = {"glue": "GLUE", "rc": "reading-comprehension"}
 
 
-def build(source: str, out: Path, glue: str | None = None) -> Path:
-    """Writes report.md, report.tex, report.html, tables/*.csv and figures/*.{png,pdf} under `out`. GLUE columns
-    come from one fine-tuning fingerprint: `glue`, else the one most runs hold."""
+def build(source: str, out: Path, glue: str | None = None, rc: str | None = None) -> Path:
+    """Writes report.md, report.tex, report.html, tables/*.csv and figures/*.{png,pdf} under `out`. Fine-tuning
+    columns come from one fingerprint per stage: `glue` and `rc`, else the one most runs hold."""
     loaded = load(source)
     for skipped in loaded.skipped:
         log.warning("skipped %s", skipped)
-    fingerprints = Counter(fp for r in loaded.runs for fp in r.glue)
-    if glue is not None and glue not in fingerprints:
-        raise ConfigError(f"--glue {glue}: no run holds GLUE results under this fingerprint; they hold "
-                          f"{', '.join(fingerprints) or 'none'}")
-    fingerprint = glue or (fingerprints.most_common(1)[0][0] if fingerprints else None)
-    arms = tables.Arms(loaded.runs, fingerprint)
+    counts = {stage: Counter(fp for r in loaded.runs for fp in r.finetune.get(stage, {})) for stage in STAGES}
+    chosen = {}
+    for stage, wanted in (("glue", glue), ("rc", rc)):
+        if wanted is not None and wanted not in counts[stage]:
+            raise ConfigError(f"--{stage} {wanted}: no run holds {NAMES[stage]} results under this fingerprint; they "
+                              f"hold "
+                              f"{', '.join(counts[stage]) or 'none'}")
+        chosen[stage] = wanted or (counts[stage].most_common(1)[0][0] if counts[stage] else None)
+    arms = tables.Arms(loaded.runs, chosen)
     columns = tables.glue_columns(arms)
     built = [tables.table1(arms), tables.table2(arms), tables.table3(arms), tables.table4(arms),
-             comparisons.glue_comparison(arms, columns), comparisons.ablation_summary(arms, columns),
-             comparisons.training_configs(arms)]
+             comparisons.glue_comparison(arms, columns), comparisons.squad_comparison(arms),
+             comparisons.ablation_summary(arms, columns + tables.rc_columns(arms)), comparisons.training_configs(arms)]
     made = [t for b in built for t in (b if isinstance(b, list) else [b]) if isinstance(t, tables.Table)]
     notes = [t for t in built if isinstance(t, str)]
-    header = _header(loaded, arms, fingerprints)
+    header = _header(loaded, arms, counts)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
@@ -57,7 +61,7 @@ def _figures(out: Path, arms: tables.Arms, columns: list, summary) -> list:
     return [f for f in made if f is not None]
 
 
-def _header(loaded, arms: tables.Arms, fingerprints: Counter) -> list[str]:
+def _header(loaded, arms: tables.Arms, counts: dict[str, Counter]) -> list[str]:
     statuses = Counter(r.status for r in loaded.runs)
     runs = (f"Source: {loaded.source}. {len(loaded.runs)} runs in {len(arms.by_arm)} arms: "
             + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())))
@@ -68,17 +72,20 @@ def _header(loaded, arms: tables.Arms, fingerprints: Counter) -> list[str]:
              "Pretraining seeds per arm: " + ", ".join(f"{n} ({k} arms)" for n, k in sorted(seeds.items())) + "."
              + (" With one pretraining seed no effect has an interval: run seed=0,1,2 to get them." if set(seeds) == {1}
                 else "")]
-    if arms.fingerprint is None:
-        return lines + ["No GLUE results."]
-    recipe = next(r.recipes[arms.fingerprint] for r in loaded.runs if arms.fingerprint in r.recipes)
-    glue = (f"GLUE fingerprint {arms.fingerprint} ({fingerprints[arms.fingerprint]} runs): {recipe['source']} tasks, "
-            f"protocol {recipe['protocol']['name']} v{recipe['protocol']['version']}, fine-tuning seeds "
-            f"{recipe['seeds']}, train_limit {recipe.get('train_limit')}")
-    others = [f"{fp} ({n} runs)" for fp, n in fingerprints.items() if fp != arms.fingerprint]
-    if others:
-        glue += "; runs fine-tuned under other fingerprints left out of GLUE columns (--glue picks one): " + \
-            ", ".join(others)
-    return lines + [glue + "."]
+    for stage, fp in arms.fingerprints.items():
+        if fp is None:
+            lines.append(f"No {NAMES[stage]} results.")
+            continue
+        recipe = arms.recipes[stage]
+        line = (f"{NAMES[stage]} fingerprint {fp} ({counts[stage][fp]} runs): {recipe['source']} tasks, protocol "
+                f"{recipe['protocol']['name']} v{recipe['protocol']['version']}, fine-tuning seeds {recipe['seeds']}, "
+                f"train_limit {recipe.get('train_limit')}")
+        others = [f"{other} ({n} runs)" for other, n in counts[stage].items() if other != fp]
+        if others:
+            line += (f"; runs fine-tuned under other fingerprints left out of its columns (--{stage} picks one): "
+                     + ", ".join(others))
+        lines.append(line + ".")
+    return lines
 
 
 def _curves(arms: tables.Arms) -> dict[str, list]:

@@ -13,10 +13,11 @@ def main() -> None:
                                                         "wandb-offline:DIR (offline W&B run folders)")
     parser.add_argument("--out", required=True, type=Path, help="folder for report.md/.tex/.html, tables/, figures/")
     parser.add_argument("--glue", help="GLUE fingerprint to report (default: the one most runs hold)")
+    parser.add_argument("--rc", help="reading-comprehension fingerprint to report (default: the one most runs hold)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        print(report.build(args.source, args.out, args.glue))
+        print(report.build(args.source, args.out, args.glue, args.rc))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

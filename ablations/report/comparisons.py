@@ -66,7 +66,8 @@ def factors(arms: Arms) -> list[Factor]:
 
 def _target(arms: Arms, column: Column, p: paper.PaperValue | None) -> float | None:
     """The effect seeds are counted for: the paper's, where it is in our units (real GLUE tasks); else ours."""
-    real = column.key and column.key.startswith("glue:") and arms.recipe and not arms.synthetic_glue
+    stage, _, metric = (column.key or "").partition(":")
+    real = metric and arms.recipes.get(stage) and not arms.synthetic(stage)
     return p.value if real and p is not None else None
 
 
@@ -194,6 +195,40 @@ def glue_comparison(arms: Arms, columns: list[Column]) -> Table | str:
     return table
 
 
+SQUAD_ROWS = [(f"SQuAD {v} {m.upper() if m == 'em' else 'F1'}", f"rc:{task}/{'exact' if m == 'em' else 'f1'}",
+               f"{task}_{m}") for v, task in (("1.1", "squad11"), ("2.0", "squad20")) for m in ("em", "f1")]
+
+
+def squad_comparison(arms: Arms) -> Table | str:
+    """The tutorial's SQuAD comparison (BERT-large vs RoBERTa-large, EM and F1, and human performance) beside our
+    BERT-style and RoBERTa-style arms."""
+    found = _recipe_arms(arms)
+    rows = [(label, Column(label, key), key_paper) for label, key, key_paper in SQUAD_ROWS
+            if any(arms.values(arm, key) for arm in (found or ()))]
+    if found is None or not rows:
+        return ("SQuAD comparison: skipped, it needs SQuAD results of a BERT-style (mlm_nsp, static) and a "
+                "RoBERTa-style (mlm, dynamic) arm; python run.py -m experiment=glue_comparison fills it.")
+    bert, roberta = found
+    table = Table("squad_comparison", "SQuAD: BERT-style vs RoBERTa-style pretraining",
+                  ["metric", "BERT-style", "RoBERTa-style", "RoBERTa-style − BERT-style", "paper BERT-large",
+                   "paper RoBERTa-large", "human"], caption=arms.caption([bert, roberta]))
+    for label, column, key in rows:
+        b, r = arms.summary(bert, column), arms.summary(roberta, column)
+        human = paper.value("squad_comparison", "human", key)
+        _comparison_row(table, arms.column_label(column), b, r, stats.contrast([(1, r), (-1, b)]),
+                        paper.value("squad_comparison", "bert_large", key),
+                        paper.value("squad_comparison", "roberta_large", key), None)
+        table.rows[-1][-1] = fmt_paper(human)
+        table.records[-1]["paper_human"] = getattr(human, "value", None)
+    table.footnotes += [CELL_STATISTIC + " EM and F1 as the official SQuAD scripts compute them (0-100); SQuAD 2.0 "
+                        "at the no-answer threshold chosen on dev.", EFFECT_STATISTIC,
+                        "Paper columns: BERT-large dev (BERT Tables 2 and 3; RoBERTa Table 6 lists SQuAD 2.0 as "
+                        "79.0/81.8), RoBERTa-large dev (RoBERTa Table 6), the rows the tutorial quotes; human: the "
+                        "SQuAD papers' human performance on the test sets. Large models trained on other data: set "
+                        "directions, not values, beside ours."]
+    return table
+
+
 def _comparison_row(table: Table, label: str, b, r, e, pb, pr, pd) -> None:
     table.rows.append([label, fmt(b), fmt(r), fmt_effect(e), fmt_paper(pb), fmt_paper(pr), fmt_paper(pd, signed=True)])
     table.records.append({"row": label, "bert_mean": getattr(b, "mean", None), "bert_std": getattr(b, "std", None),
@@ -211,6 +246,11 @@ def _average(arms: Arms, arm: tuple, columns: list[Column]) -> stats.Summary | N
     return stats.summarize({(seed,): sum(v[seed] for v in per_task) / len(per_task) for seed in shared})
 
 
+def _float(value) -> float | None:
+    """W&B stores a whole float as an integer; records read the same from results.json and from W&B."""
+    return None if value is None else float(value)
+
+
 def training_configs(arms: Arms) -> Table:
     table = Table("training_configs", "Training configuration of each arm beside BERT's and RoBERTa's",
                   ["arm", "batch", "sequences/step", "peak LR", "warmup steps", "steps", "seq len", "train tokens",
@@ -219,7 +259,7 @@ def training_configs(arms: Arms) -> Table:
         run = runs[0]
         mfus = [r.compute["mfu"] for r in runs if r.compute.get("mfu") is not None]
         row = [run.plan.get("batch"), run.plan.get("sequences"), run.plan.get("peak_lr"), run.plan.get("warmup_steps"),
-               run.plan.get("steps"), run.seq_len, run.train_tokens, run.tokens_seen, run.compute.get("total_flops"),
+               run.plan.get("steps"), run.seq_len, run.train_tokens, run.tokens_seen, _float(run.compute.get("total_flops")),
                sum(mfus) / len(mfus) if mfus else None]
         text = [None if v is None else f"{v:.3g}" if k == 8 else f"{v:.1%}" if k == 9 else f"{v}"
                 for k, v in enumerate(row)]

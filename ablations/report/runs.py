@@ -14,13 +14,15 @@ from pathlib import Path
 from ablations.cell import SCHEMA_VERSION
 from ablations.config import ConfigError
 
+STAGES = ("glue", "rc")  # the fine-tuning stages, as results.json and W&B name them
 FACTORS = ("objective", "masking", "input_format", "schedule", "data", "data_size", "model", "tokenizer", "seed")
 
 
 @dataclass
 class Run:
-    """One pretraining cell. glue maps a metric key (mnli/accuracy, mnli_mm/accuracy, mnli/score, ...) to its
-    value per fine-tuning seed; metrics holds the rest (val/perplexity, ...)."""
+    """One pretraining cell. finetune holds, per fine-tuning stage (glue, rc) and fingerprint, each metric key
+    (mnli/accuracy, mnli_mm/accuracy, squad20/f1, ...) with its value per fine-tuning seed; metrics holds the rest
+    (val/perplexity, ...)."""
     cell_id: str
     name: str
     status: str
@@ -31,8 +33,8 @@ class Run:
     train_tokens: int | None = None
     tokens_seen: int | None = None
     metrics: dict = field(default_factory=dict)
-    glue: dict = field(default_factory=dict)     # {GLUE fingerprint: {metric key: {fine-tuning seed: value}}}
-    recipes: dict = field(default_factory=dict)  # {GLUE fingerprint: its recipe (source, protocol, seeds, ...)}
+    finetune: dict = field(default_factory=dict)  # {stage: {fingerprint: {metric key: {fine-tuning seed: value}}}}
+    recipes: dict = field(default_factory=dict)   # {stage: {fingerprint: its recipe (source, protocol, seeds, ...)}}
     curve: list = field(default_factory=list)
     corpus: str = ""  # what the pretraining text was, for captions
     arm_id: str = ""  # a hash of the science settings without the seed
@@ -87,18 +89,19 @@ def _results(folder: Path) -> Loaded:
 
 
 def _from_results(r: dict, where: str) -> Run:
-    glue, recipes = {}, {}
-    for fp, entry in (r.get("glue") or {}).items():
-        recipes[fp] = entry["recipe"]
-        for task in entry["tasks"].values():
-            if task["status"] == "ok":
-                for seed, result in task["seeds"].items():
-                    for key, value in result["metrics"].items():
-                        glue.setdefault(fp, {}).setdefault(key, {})[int(seed)] = value
+    finetune, recipes = {}, {}
+    for stage in STAGES:
+        for fp, entry in (r.get(stage) or {}).items():
+            recipes.setdefault(stage, {})[fp] = entry["recipe"]
+            for task in entry["tasks"].values():
+                if task["status"] == "ok":
+                    for seed, result in task["seeds"].items():
+                        for key, value in result["metrics"].items():
+                            finetune.setdefault(stage, {}).setdefault(fp, {}).setdefault(key, {})[int(seed)] = value
     return Run(cell_id=r["cell_id"], name=r["name"], status=r["status"], factors=dict(r["factors"]), where=where,
                plan=r.get("plan") or {}, seq_len=r["config"]["seq_len"], train_tokens=(r.get("data") or {}).get(
                    "train_tokens"), tokens_seen=r.get("tokens_seen"), metrics=_plain(r.get("metrics") or {}),
-               glue=glue, recipes=recipes, curve=[tuple(p) for p in r.get("curve") or []],
+               finetune=finetune, recipes=recipes, curve=[tuple(p) for p in r.get("curve") or []],
                corpus=describe_corpus(r["config"]["data"]), arm_id=r["arm_id"], compute=r.get("compute") or {})
 
 
@@ -114,7 +117,7 @@ def describe_corpus(data: dict) -> str:
 
 
 def _plain(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if not k.startswith("glue/")}
+    return {k: v for k, v in metrics.items() if not k.startswith(tuple(f"{s}/" for s in STAGES))}
 
 
 def _wandb_offline(folder: Path) -> Loaded:
@@ -187,7 +190,7 @@ def _from_wandb(records: list[_Record], skipped: list[str], source: str) -> Load
     cells: dict[str, list[_Record]] = {}
     finetunes = []
     for record in records:
-        if "glue/task" in record.config:
+        if any(f"{stage}/task" in record.config for stage in STAGES):
             finetunes.append(record)
         elif "cell_id" in record.config and "factor/objective" in record.config:
             cells.setdefault(record.config["cell_id"], []).append(record)
@@ -213,11 +216,14 @@ def _from_wandb(records: list[_Record], skipped: list[str], source: str) -> Load
         run = runs.get(record.config.get("cell_id"))
         if run is None or record.state != "finished":
             continue
-        task, seed, fp = record.config["glue/task"], record.config["glue/seed"], record.config["glue/fingerprint"]
-        run.recipes[fp] = record.config["glue"]  # the whole glue config: W&B keeps no empty dicts to rebuild the recipe
+        stage = next(s for s in STAGES if f"{s}/task" in record.config)
+        task, seed, fp = (record.config[f"{stage}/{k}"] for k in ("task", "seed", "fingerprint"))
+        # the whole stage config: W&B keeps no empty dicts to rebuild the recipe
+        run.recipes.setdefault(stage, {})[fp] = record.config[stage]
         for key, value in record.summary.items():
-            if key.startswith("glue/") and key.count("/") == 2 and key.split("/")[1] in (task, f"{task}_mm"):
-                run.glue.setdefault(fp, {}).setdefault(key.removeprefix("glue/"), {})[int(seed)] = value
+            if key.startswith(f"{stage}/") and key.count("/") == 2 and key.split("/")[1] in (task, f"{task}_mm"):
+                run.finetune.setdefault(stage, {}).setdefault(fp, {}).setdefault(key.removeprefix(f"{stage}/"), {})[
+                    int(seed)] = value
     return Loaded(list(runs.values()), skipped, source)
 
 

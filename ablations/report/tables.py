@@ -25,7 +25,7 @@ CELL_STATISTIC = ("Ours: per pretraining seed the median over fine-tuning seeds,
 @dataclass(frozen=True)
 class Column:
     label: str
-    key: str | None = None     # "glue:<task>/<metric>" per fine-tuning seed, or a metric of the run; None: not run
+    key: str | None = None     # "<glue|rc>:<task>/<metric>" per fine-tuning seed, or a metric of the run
     paper: str | None = None   # the papers' column
     scale: float = 1.0
     digits: int = 1
@@ -35,8 +35,9 @@ MNLI_M = Column("MNLI-m acc", "glue:mnli/accuracy", "mnli_m", 100)
 SST2 = Column("SST-2 acc", "glue:sst2/accuracy", "sst2", 100)
 PPL = Column("perplexity (held-out)", "val/perplexity", "perplexity", digits=2)
 LOSS = Column("MLM loss (held-out, nats)", "val/mlm_loss", "mlm_loss", digits=3)
-SQUAD11, SQUAD20, RACE = (Column("SQuAD 1.1 F1", paper="squad11"), Column("SQuAD 2.0 F1", paper="squad20"),
-                          Column("RACE acc", paper="race"))
+SQUAD11 = Column("SQuAD 1.1 F1", "rc:squad11/f1", "squad11")  # the official script's 0-100
+SQUAD20 = Column("SQuAD 2.0 F1", "rc:squad20/f1", "squad20")
+RACE = Column("RACE acc", "rc:race/accuracy", "race", 100)
 
 
 @dataclass
@@ -51,19 +52,27 @@ class Table:
 
 
 class Arms:
-    """The runs grouped into arms, with GLUE numbers only from the chosen fine-tuning fingerprint."""
+    """The runs grouped into arms, with fine-tuning numbers only from the chosen fingerprint of each stage."""
 
-    def __init__(self, runs: list[Run], fingerprint: str | None):
-        self.fingerprint = fingerprint
+    def __init__(self, runs: list[Run], fingerprints: dict[str, str | None]):
+        self.fingerprints = fingerprints  # {stage (glue, rc): fingerprint}
         by_arm: dict[tuple, list[Run]] = {}
         for run in sorted(runs, key=lambda r: (str(r.arm), r.factors["seed"], r.cell_id)):  # same order from any source
             by_arm.setdefault(run.arm, []).append(run)
         self.by_arm = dict(sorted(by_arm.items(), key=lambda kv: str(kv[0])))
-        self.recipe = next((r.recipes[fingerprint] for r in runs if fingerprint in r.recipes), None)
+        self.recipes = {stage: next((r.recipes[stage][fp] for r in runs if fp in r.recipes.get(stage, {})), None)
+                        for stage, fp in fingerprints.items()}
+
+    @property
+    def recipe(self) -> dict | None:
+        return self.recipes.get("glue")
 
     @property
     def synthetic_glue(self) -> bool:
-        return self.recipe is not None and self.recipe["source"] == "synthetic"
+        return self.synthetic("glue")
+
+    def synthetic(self, stage: str) -> bool:
+        return self.recipes.get(stage) is not None and self.recipes[stage]["source"] == "synthetic"
 
     @cached_property
     def synthetic_corpus(self) -> bool:
@@ -78,8 +87,10 @@ class Arms:
         for run in self.by_arm[arm]:
             if run.status != OK:
                 continue
-            if key.startswith("glue:"):
-                for seed, value in run.glue.get(self.fingerprint, {}).get(key.removeprefix("glue:"), {}).items():
+            stage, _, metric = key.partition(":")
+            if metric:
+                held = run.finetune.get(stage, {}).get(self.fingerprints.get(stage), {})
+                for seed, value in held.get(metric, {}).items():
                     out[(run.factors["seed"], seed)] = value * scale
             elif key in run.metrics:
                 out[(run.factors["seed"],)] = run.metrics[key] * scale
@@ -121,10 +132,11 @@ class Arms:
         return f" ({', '.join(rest)})" if rest else ""
 
     def column_label(self, column: Column) -> str:
-        """GLUE columns say what they hold: the real task's dev set, or the synthetic task of that shape."""
-        if column.key and column.key.startswith("glue:"):
-            return f"synthetic {column.label}" if self.synthetic_glue else f"{column.label} (dev)"
-        return column.label + (" (dev)" if column.paper in ("squad11", "squad20", "race") else "")
+        """Fine-tuning columns say what they hold: the real task's dev set, or the synthetic task of that shape."""
+        stage, _, metric = (column.key or "").partition(":")
+        if metric:
+            return f"synthetic {column.label}" if self.synthetic(stage) else f"{column.label} (dev)"
+        return column.label
 
     def caption(self, arms: list[tuple] | None = None) -> str:
         """What the runs of these arms were: corpus, model, sequence length and the fine-tuning recipe."""
@@ -133,11 +145,14 @@ class Arms:
         models = sorted({f"BERT-{r.factors['model']}" for r in runs})
         seq = sorted({str(r.seq_len) for r in runs if r.seq_len})
         text = f"Ours: {', '.join(models)}, seq_len {'/'.join(seq)}, pretrained on {'; '.join(corpora)}"
-        if self.recipe:
-            p = self.recipe["protocol"]
-            text += (f"; fine-tuned on {'synthetic GLUE-shaped tasks' if self.synthetic_glue else 'GLUE (' + self.recipe['source'] + ')'}"
-                     f", protocol {p['name']} v{p['version']}, {len(self.recipe['seeds'])} fine-tuning seeds")
-        if self.synthetic_corpus or self.synthetic_glue:
+        for stage, (synthetic, real) in {"glue": ("synthetic GLUE-shaped tasks", "GLUE"),
+                                         "rc": ("synthetic SQuAD/RACE-shaped tasks", "SQuAD/RACE")}.items():
+            recipe = self.recipes.get(stage)
+            if recipe:
+                p, source = recipe["protocol"], recipe["source"]
+                text += (f"; fine-tuned on {synthetic if self.synthetic(stage) else f'{real} ({source})'}"
+                         f", protocol {p['name']} v{p['version']}, {len(recipe['seeds'])} fine-tuning seeds")
+        if self.synthetic_corpus or any(self.synthetic(stage) for stage in self.recipes):
             text += ". Synthetic data: only the directions of effects, not their values, may be set beside the paper's"
         return text + "."
 
@@ -231,7 +246,8 @@ def table1(arms: Arms) -> Table | str:
                       [SQUAD20, MNLI_M, SST2, PPL], "python run.py -m experiment=table1_masking")
     if isinstance(table, Table):
         table.footnotes += ["Paper: BERT-base on BookCorpus + Wikipedia, medians over 5 fine-tuning seeds (RoBERTa "
-                            "Table 1, dev); SQuAD is not run by this harness yet.", paper.caveat("table1_split")]
+                            "Table 1, dev). SQuAD: F1 on the official script's 0-100 scale; 2.0 at the no-answer "
+                            "threshold chosen on dev.", paper.caveat("table1_split")]
     return table
 
 
@@ -240,7 +256,8 @@ def table2(arms: Arms) -> Table | str:
                       [SQUAD11, SQUAD20, MNLI_M, SST2, RACE, PPL], "python run.py -m experiment=table2_input_format")
     if isinstance(table, Table):
         table.footnotes.append("Paper: BERT-base on BookCorpus + Wikipedia (RoBERTa Table 2, dev; RACE dev too). "
-                               "SQuAD and RACE are not run by this harness yet.")
+                               "SQuAD: F1 (0-100), 2.0 at the no-answer threshold chosen on dev; RACE: accuracy on "
+                               "middle and high together.")
     return table
 
 
@@ -305,8 +322,16 @@ def table4(arms: Arms) -> Table | str:
     return table
 
 
+def rc_columns(arms: Arms) -> list[Column]:
+    """SQuAD 1.1, SQuAD 2.0 and RACE, those the runs hold."""
+    keys = {k for runs in arms.by_arm.values() for r in runs
+            for k in r.finetune.get("rc", {}).get(arms.fingerprints.get("rc"), {})}
+    return [c for c in (SQUAD11, SQUAD20, RACE) if c.key.removeprefix("rc:") in keys]
+
+
 def glue_columns(arms: Arms) -> list[Column]:
     """One column per GLUE task the runs hold, in the papers' order (MNLI matched and mismatched apart)."""
-    keys = {k for runs in arms.by_arm.values() for r in runs for k in r.glue.get(arms.fingerprint, {})}
+    keys = {k for runs in arms.by_arm.values() for r in runs
+            for k in r.finetune.get("glue", {}).get(arms.fingerprints.get("glue"), {})}
     return [Column(label, f"glue:{key}", "mnli_m" if task == "mnli" else task, 100)
             for task, (label, key) in TASK_COLUMNS.items() if key in keys]
