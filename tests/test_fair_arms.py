@@ -132,11 +132,11 @@ def test_bsz8k_runs_on_a_quarter_of_the_default_corpus(tmp_path):
 
 
 def test_full_factorial_dry_run_refuses_no_cell_and_table1_feeds_each_static_copy_three_times(tmp_path):
-    result = run_py("-m", "experiment=full_factorial", "dry_run=true", "logger=none", f"paths.root={tmp_path}",
-                    f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path, timeout=600)
+    result = run_py("-m", "experiment=full_factorial", "dry_run=true", "logger=none", "hydra/launcher=basic",
+                    f"paths.root={tmp_path}", f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path, timeout=600)
     assert result.returncode == 0 and "grid: 36 cells, 0 failed" in result.stdout + result.stderr
-    result = run_py("-m", "experiment=table1_masking", "dry_run=true", "logger=none", f"paths.root={tmp_path}",
-                    f"hydra.sweep.dir={tmp_path}/sweep1", cwd=tmp_path, timeout=300)
+    result = run_py("-m", "experiment=table1_masking", "dry_run=true", "logger=none", "hydra/launcher=basic",
+                    f"paths.root={tmp_path}", f"hydra.sweep.dir={tmp_path}/sweep1", cwd=tmp_path, timeout=300)
     feeds = [float(x) for x in __import__("re").findall(r"each static copy fed ([\d.]+) times", result.stdout)]
     assert len(feeds) == 2 and min(feeds) >= 3, result.stdout
 

@@ -64,10 +64,14 @@ def test_glue_numbers_reach_the_cell_run_and_each_task_seed_has_its_own_run(grid
     summary = leet(results["wandb"]["dir"].removesuffix("/files"), "--summary")
     assert summary["summary"]["glue/score"] == pytest.approx(entry["metrics"]["glue/score"])
     assert summary["summary"]["glue/fingerprint"] == entry["fingerprint"]
-    runs = sorted(root.glob(f"wandb/offline-run-*-{results['cell_id']}-*"))
-    assert len(runs) == 3 * 2  # tasks x seeds
-    for run_dir in runs:
-        run = leet(run_dir, "--summary")
+    runs = [leet(d, "--summary") for d in sorted(root.glob(f"wandb/offline-run-*-{results['cell_id']}-*"))]
+    glue = [run for run in runs if "glue/task" in run["config"]]
+    assert len(glue) == 3 * 2 and len(runs) == len(glue) + 1  # tasks x seeds, and SQuAD 2.0's one seed
+    assert summary["summary"]["rc/squad20/f1"] == pytest.approx(results["rc"][summary["summary"]["rc/fingerprint"]][
+        "metrics"]["rc/squad20/f1"])
+    for run_dir, run in zip(sorted(root.glob(f"wandb/offline-run-*-{results['cell_id']}-*")), runs):
+        if run not in glue:
+            continue
         task, seed = run["config"]["glue/task"], run["config"]["glue/seed"]
         assert run["state"] == "finished" and run["run_id"] == f"{results['cell_id']}-{entry['fingerprint']}-{task}-s{seed}"
         assert run["summary"][f"glue/{task}/score"] == pytest.approx(
@@ -84,7 +88,8 @@ def test_finetune_alone_on_a_checkpoint_folder_with_the_real_glue_files(grid, tm
     model_dir = json.loads(next(root.glob("cells/*/results.json")).read_text())["model_dir"]
     result = run_py("stage=finetune", f"model.pretrained={model_dir}", "glue=tsv", f"glue.data_dir={glue}",
                     "glue.tasks=[rte,mrpc,stsb,cola,sst2]", "glue.train_limit=64", "glue.seeds=[1]",
-                    "glue.protocol.epochs=1", "logger=none", f"paths.root={tmp_path}", cwd=tmp_path, timeout=300)
+                    "glue.protocol.epochs=1", "rc.tasks=[]", "logger=none", f"paths.root={tmp_path}", cwd=tmp_path,
+                    timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     [path] = tmp_path.glob("cells/*/results.json")
     results = json.loads(path.read_text())
