@@ -15,6 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # name: (file, original text, mutated text)
+READ = "    on_disk = read_results(cell.results_path)  # first: a results.json it refuses keeps its checkpoints too\n"
+FORCE = ('    if cfg.force and os.environ.get("SLURM_RESTART_COUNT", "0") == "0":  # once per submission, not per requeue\n'
+         '        shutil.rmtree(cell.dir / "checkpoints", ignore_errors=True)\n')
 MUTATIONS = {
     # the review's table
     "cell id without model and tokenizer": (
@@ -35,7 +38,7 @@ MUTATIONS = {
         "ablations/report/comparisons.py", "for side, pairs in zip((1, -1), sides)",
         "for side, pairs in zip((-1, 1), sides)"),
     "BERT-style and RoBERTa-style arms swapped": (
-        "ablations/report/comparisons.py", "    bert, roberta = found\n", "    roberta, bert = found\n"),
+        "ablations/report/comparisons.py", "    bert, roberta = found\n    describe", "    roberta, bert = found\n    describe"),
     "synthetic GLUE labels shuffled against their texts": (
         "ablations/glue/synthetic.py", '        return [make(rng, topics[i % len(topics)], split != "train") for i in range(n)]',
         '        made = [make(rng, topics[i % len(topics)], split != "train") for i in range(n)]\n'
@@ -63,9 +66,16 @@ MUTATIONS = {
         "lightning_modules/pretrain.py", "        if self.hparams.clip_grad_norm:\n",
         "        if False:\n"),
     "fine-tuning inputs not capped at the pretraining length": (
-        "ablations/glue/stage.py", '"max_length": min(out["max_length"], max_length)}', '"max_length": out["max_length"]}'),
+        "ablations/finetuning.py", '"max_length": min(out["max_length"], max_length)}', '"max_length": out["max_length"]}'),
     "GLUE results reused whatever their data": (
-        "ablations/glue/stage.py", 'and held[name].get("data_sha") == data_sha(splits) and ', "and "),
+        "ablations/finetuning.py", 'and held[name].get("data_sha") == data_sha(splits)\n                and ', "and "),
+    # faults (issue 14)
+    "a results.json that is not a JSON object is trusted": (
+        "ablations/cell.py", '        if not isinstance(results, dict):\n            raise', '        if False:\n            raise'),
+    "force=true deletes checkpoints before results.json is read": (
+        "ablations/runner.py", READ + FORCE, FORCE + READ),
+    "a cache folder without its manifest is taken for a killed build": (
+        "ablations/data/cache.py", "        manifest = {DONE: -1}", "        return False"),
     # honest statistics (issue 10)
     "fine-tuning seeds pooled as replicates": (
         "ablations/report/stats.py", "grouped.setdefault(key[0], []).append(value)",
