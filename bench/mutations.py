@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # name: (file, original text, mutated text)
 READ = "    on_disk = read_results(cell.results_path)  # first: a results.json it refuses keeps its checkpoints too\n"
-FORCE = ('    if cfg.force and os.environ.get("SLURM_RESTART_COUNT", "0") == "0":  # once per submission, not per requeue\n'
+FORCE = ('    if cfg.force and os.environ.get("SLURM_RESTART_COUNT", "0") == "0":'
+         '  # once per submission, not per requeue\n'
          '        shutil.rmtree(cell.dir / "checkpoints", ignore_errors=True)\n')
 MUTATIONS = {
     # the review's table
@@ -66,12 +67,14 @@ MUTATIONS = {
         "lightning_modules/pretrain.py", "        if self.hparams.clip_grad_norm:\n",
         "        if False:\n"),
     "fine-tuning inputs not capped at the pretraining length": (
-        "ablations/finetuning.py", '"max_length": min(out["max_length"], max_length)}', '"max_length": out["max_length"]}'),
+        "ablations/finetuning.py", '"max_length": min(out["max_length"], max_length)}',
+        '"max_length": out["max_length"]}'),
     "GLUE results reused whatever their data": (
         "ablations/finetuning.py", 'and held[name].get("data_sha") == data_sha(splits)\n                and ', "and "),
     # faults (issue 14)
     "a results.json that is not a JSON object is trusted": (
-        "ablations/cell.py", '        if not isinstance(results, dict):\n            raise', '        if False:\n            raise'),
+        "ablations/cell.py", '        if not isinstance(results, dict):\n            raise',
+        '        if False:\n            raise'),
     "force=true deletes checkpoints before results.json is read": (
         "ablations/runner.py", READ + FORCE, FORCE + READ),
     "a cache folder without its manifest is taken for a killed build": (
