@@ -1,7 +1,8 @@
 """Fault injection: SIGKILL a cell at each point a long grid can die, several times at different moments, rerun
 the same command, and compare with an uninterrupted run. Prints the matrix: fault point x tries, resumed (the
-rerun finished), equal (the same held-out loss, real tokens, mask fingerprints, curve and GLUE numbers, and a W&B
-history with every step once, equal to the uninterrupted run's), lost (a finished result gone or rewritten).
+rerun finished), equal (the same held-out loss, real tokens, mask fingerprints, curve, GLUE and SQuAD numbers,
+and a W&B history with every step once, equal to the uninterrupted run's), lost (a finished result gone or
+rewritten).
 
 Pretraining resumes exactly (bit for bit on the same machine and threads); a stage killed before it finished
 runs again from its start, and its numbers are equal too: every step is seeded.
@@ -27,7 +28,8 @@ from conftest import leet  # noqa: E402
 
 CELL = ["data.sources.synthetic.num_documents=60", "schedule.total_tokens=131072", "trainer.log_every_steps=4",
         "trainer.checkpoint_every_steps=9", "glue.tasks=[sst2]", "glue.seeds=[1,2]", "glue.train_size=200",
-        "glue.dev_size=100", "glue.protocol.epochs=2"]
+        "glue.dev_size=100", "glue.protocol.epochs=2", "rc.seeds=[1,2]", "rc.train_size=100", "rc.dev_size=50",
+        "rc.protocol.epochs=1"]
 GRID = ["-m", "masking=static,dynamic"]
 
 
@@ -44,6 +46,7 @@ POINTS = {
     "checkpoint write": ([], newest("cells/*/checkpoints/*.ckpt"), "truncate the newest checkpoint"),
     "results.json write": ([], newest("cells/*/model/model.safetensors"), "a results.json cut short"),
     "GLUE fine-tuning": ([], newest("cells/*/predictions/*/*.tsv"), None),
+    "reading comprehension": ([], newest("cells/*/predictions/*/squad20-seed*.json"), None),
     "report": (GRID, newest("multirun/*/*/report"), None),
 }
 
@@ -84,7 +87,8 @@ def outcome(root: Path) -> dict:
     cells = {}
     for path in root.glob("cells/*/results.json"):
         r = json.loads(path.read_text())
-        glue = {fp: {t: v["summary"] for t, v in e["tasks"].items()} for fp, e in (r.get("glue") or {}).items()}
+        finetuned = {stage: {fp: {t: v["summary"] for t, v in e["tasks"].items()}
+                             for fp, e in (r.get(stage) or {}).items()} for stage in ("glue", "rc")}
         steps = []
         for run_dir in root.glob(f"wandb/offline-run-*-{r['cell_id']}"):
             steps += [h["history"]["item"] for h in leet(run_dir) if h.get("type") == "history"]
@@ -92,7 +96,7 @@ def outcome(root: Path) -> dict:
                   for h in steps if "trainer/global_step" in h]
         cells[r["cell_id"]] = {"status": r["status"], "loss": r["metrics"].get("val/mlm_loss"),
                                "tokens": r.get("tokens_seen"), "fingerprints": r.get("mask_fingerprints"),
-                               "curve": r.get("curve"), "glue": glue, "wandb": sorted(logged, key=str),
+                               "curve": r.get("curve"), **finetuned, "wandb": sorted(logged, key=str),
                                "finished_at": path.stat().st_mtime}
     return cells
 

@@ -250,15 +250,27 @@ def test_force_refused_for_another_schema_version_leaves_the_cells_checkpoints(c
     assert (cell / "checkpoints" / "last.ckpt").exists()
 
 
+def _cut_short(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _one_byte_changed(data: bytes) -> bytes:
+    """Damage the file's size cannot show: a byte flipped in place (a disk or a copy gone wrong)."""
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+
+
+@pytest.mark.parametrize("damage", [_cut_short, _one_byte_changed])
 @pytest.mark.parametrize("kind", ["instances", "static"])
-def test_a_cut_short_cache_file_is_rebuilt_to_the_same_bytes(copy, caplog, kind):
-    """data/cache.py: a cached file whose size no longer matches the DONE manifest is rebuilt (instances and static
-    masks are deterministic: the rebuild gives the original bytes) with a warning naming it, never read as it is."""
+def test_a_damaged_cache_file_is_rebuilt_to_the_same_bytes(copy, caplog, kind, damage):
+    """data/cache.py: a cached file whose size or content no longer matches the DONE manifest is rebuilt (instances
+    and static masks are deterministic: the rebuild gives the original bytes) with a warning naming it, never read
+    as it is."""
     root, _ = copy
     [folder] = [p for p in (root / "cache" / kind).iterdir() if p.is_dir()]
     path = sorted(folder.rglob("*.npy"))[0]
     whole = path.read_bytes()
-    path.write_bytes(whole[: len(whole) // 2])
+    path.write_bytes(damage(whole))
     data = prepare(make_cfg(*CELL, root=root), root)
     assert f"{folder}: missing or changed since it was built ({path.relative_to(folder)}): rebuilt" in caplog.text
     assert path.read_bytes() == whole and _intact(folder, rebuild_damaged=False) and temporary(root) == []
@@ -266,7 +278,7 @@ def test_a_cut_short_cache_file_is_rebuilt_to_the_same_bytes(copy, caplog, kind)
 
 
 @pytest.mark.parametrize("damage", ["delete tokenizer/tokenizer.json", "delete tokenizer/tokenizer_config.json",
-                                    "truncate synthetic.train.npz"])
+                                    "truncate synthetic.train.npz", "flip synthetic.train.npz"])
 def test_a_damaged_corpus_cache_is_refused_by_name_and_the_tokenizer_never_trained_again(copy, caplog, damage):
     """data/cache.py with rebuild_damaged=False: the corpus cache holds the tokenizer every cell of the grid shares,
     and one trained again can differ, so damage (a tokenizer file missing, the encoded corpus cut short) is a one-line
@@ -278,7 +290,8 @@ def test_a_damaged_corpus_cache_is_refused_by_name_and_the_tokenizer_never_train
     if how == "delete":
         (folder / name).unlink()
     else:
-        (folder / name).write_bytes((folder / name).read_bytes()[:100])
+        damaged = _cut_short if how == "truncate" else _one_byte_changed
+        (folder / name).write_bytes(damaged((folder / name).read_bytes()))
     left = {str(p): p.read_bytes() for p in files(folder)}
     for attempt in (lambda: prepare(make_cfg(*CELL, root=root), root),
                     lambda: run_cell(make_cfg(*CELL, "seed=1", root=root))):

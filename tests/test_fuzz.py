@@ -36,6 +36,7 @@ def combination(rng: random.Random) -> list[str]:
     return [*groups, *values, "data.sources.synthetic.num_documents=20", "logger=none"]
 
 
+@pytest.mark.slow  # 200 compositions: a matrix for the full suite, not the inner loop
 def test_random_configs_pass_a_dry_run_or_get_a_one_line_error(tmp_path, capsys):
     rng = random.Random(20191120)
     outcomes = {"dry run": 0, "refused": 0}

@@ -1,8 +1,10 @@
 """Build-once folders keyed by a hash of their settings, safe when several cells build the same one at once.
 
-A folder is built under a temporary name and renamed into place with a DONE manifest inside (every file and its
-size), so a reader never sees half a build; a folder left without the manifest (a killed build) is rebuilt, and
-one whose files no longer match it (cut short, deleted) is rebuilt where that is safe, else refused by name.
+A folder is built under a temporary name and renamed into place with a DONE manifest inside (every file's size
+and SHA-256), so a reader never sees half a build; a folder left without the manifest (a killed build) is
+rebuilt, and one whose files no longer match it (cut short, deleted, a byte changed in place) is rebuilt where
+that is safe, else refused by name. Checking the digests reads the cache once per use: seconds at paper scale,
+against a cell's hours.
 """
 
 import hashlib
@@ -51,8 +53,25 @@ def cached(root: Path, kind: str, settings: dict, build: Callable[[Path], None],
     return final
 
 
-def _manifest(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+def _manifest(folder: Path) -> dict[str, list]:
+    return {str(p.relative_to(folder)): _fingerprint(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _fingerprint(path: Path) -> list:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return [path.stat().st_size, digest.hexdigest()]
+
+
+def _matches(path: Path, recorded) -> bool:
+    """Manifests written before digests were recorded hold the size alone."""
+    if not path.is_file():
+        return False
+    if isinstance(recorded, int):
+        return path.stat().st_size == recorded
+    return path.stat().st_size == recorded[0] and _fingerprint(path) == recorded
 
 
 def _intact(folder: Path, rebuild_damaged: bool) -> bool:
@@ -64,8 +83,7 @@ def _intact(folder: Path, rebuild_damaged: bool) -> bool:
         manifest = json.loads((folder / DONE).read_text())
     except (OSError, ValueError):
         manifest = {DONE: -1}
-    damaged = sorted(name for name, size in manifest.items()
-                     if not (folder / name).is_file() or (folder / name).stat().st_size != size)
+    damaged = sorted(name for name, recorded in manifest.items() if not _matches(folder / name, recorded))
     if not damaged:
         return True
     if not rebuild_damaged:
