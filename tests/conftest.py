@@ -1,3 +1,5 @@
+import copy
+import functools
 import inspect
 import json
 import os
@@ -35,9 +37,19 @@ def offline(tmp_path, monkeypatch):
 
 
 def make_cfg(*overrides: str, root: Path | None = None):
+    """The config run.py composes from these overrides. Each distinct composition runs once per session (Hydra takes
+    about a tenth of a second for one, and the tests ask for the same few hundreds of times); every caller gets its
+    own copy, with paths.root set as the override would set it."""
+    cfg = copy.deepcopy(_composed(overrides))
+    if root:
+        cfg.paths.root = str(root)
+    return cfg
+
+
+@functools.lru_cache(maxsize=None)
+def _composed(overrides: tuple[str, ...]):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        extra = [f"paths.root={root}"] if root else []
-        return compose("config", overrides=[*overrides, *extra])
+        return compose("config", overrides=list(overrides))
 
 
 def run_py(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
