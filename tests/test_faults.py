@@ -281,9 +281,9 @@ def test_a_damaged_cache_file_is_rebuilt_to_the_same_bytes(copy, caplog, kind, d
                                     "truncate synthetic.train.npz", "flip synthetic.train.npz"])
 def test_a_damaged_corpus_cache_is_refused_by_name_and_the_tokenizer_never_trained_again(copy, caplog, damage):
     """data/cache.py with rebuild_damaged=False: the corpus cache holds the tokenizer every cell of the grid shares,
-    and one trained again can differ, so damage (a tokenizer file missing, the encoded corpus cut short) is a one-line
-    error naming the file, for prepare and for a new cell on it (before its results.json is written), and the folder
-    is left as it is for the user to delete."""
+    and one trained again can differ, so damage (a tokenizer file missing, the encoded corpus cut short or changed in
+    place) is a one-line error naming the file, for prepare and for a new cell on it (before its results.json is
+    written), and the folder is left as it is for the user to delete."""
     root, _ = copy
     [folder] = [p for p in (root / "cache" / "corpus").iterdir() if p.is_dir()]
     how, name = damage.split()
