@@ -101,7 +101,10 @@ def outcome(root: Path) -> dict:
                              for fp, e in (r.get(stage) or {}).items()} for stage in ("glue", "rc")}
         steps = []
         for run_dir in root.glob(f"wandb/offline-run-*-{r['cell_id']}"):
-            steps += [h["history"]["item"] for h in leet(run_dir) if h.get("type") == "history"]
+            try:
+                steps += [h["history"]["item"] for h in leet(run_dir) if h.get("type") == "history"]
+            except subprocess.CalledProcessError:  # a part killed before W&B wrote a record: it holds none
+                pass
         logged = [(int(h["trainer/global_step"]), h.get("train/loss"), h.get("data/mask_fingerprint"))
                   for h in steps if "trainer/global_step" in h]
         cells[r["cell_id"]] = {"status": r["status"], "loss": r["metrics"].get("val/mlm_loss"),
