@@ -64,14 +64,12 @@ def test_glue_numbers_reach_the_cell_run_and_each_task_seed_has_its_own_run(grid
     summary = leet(results["wandb"]["dir"].removesuffix("/files"), "--summary")
     assert summary["summary"]["glue/score"] == pytest.approx(entry["metrics"]["glue/score"])
     assert summary["summary"]["glue/fingerprint"] == entry["fingerprint"]
-    runs = [leet(d, "--summary") for d in sorted(root.glob(f"wandb/offline-run-*-{results['cell_id']}-*"))]
-    glue = [run for run in runs if "glue/task" in run["config"]]
+    runs = {d: leet(d, "--summary") for d in sorted(root.glob(f"wandb/offline-run-*-{results['cell_id']}-*"))}
+    glue = {d: run for d, run in runs.items() if "glue/task" in run["config"]}
     assert len(glue) == 3 * 2 and len(runs) == len(glue) + 1  # tasks x seeds, and SQuAD 2.0's one seed
     assert summary["summary"]["rc/squad20/f1"] == pytest.approx(results["rc"][summary["summary"]["rc/fingerprint"]][
         "metrics"]["rc/squad20/f1"])
-    for run_dir, run in zip(sorted(root.glob(f"wandb/offline-run-*-{results['cell_id']}-*")), runs):
-        if run not in glue:
-            continue
+    for run_dir, run in glue.items():
         task, seed = run["config"]["glue/task"], run["config"]["glue/seed"]
         assert run["state"] == "finished" and run["run_id"] == f"{results['cell_id']}-{entry['fingerprint']}-{task}-s{seed}"
         assert run["summary"][f"glue/{task}/score"] == pytest.approx(
