@@ -107,7 +107,7 @@ def outcome(root: Path) -> dict:
                 pass
         logged = [(int(h["trainer/global_step"]), h.get("train/loss"), h.get("data/mask_fingerprint"))
                   for h in steps if "trainer/global_step" in h]
-        cells[r["cell_id"]] = {"status": r["status"], "loss": r["metrics"].get("val/mlm_loss"),
+        cells[r["cell_id"]] = {"status": r["status"], "loss": r.get("metrics", {}).get("val/mlm_loss"),
                                "tokens": r.get("tokens_seen"), "fingerprints": r.get("mask_fingerprints"),
                                "curve": r.get("curve"), **finetuned, "wandb": sorted(logged, key=str),
                                "finished_at": path.stat().st_mtime}
