@@ -82,6 +82,9 @@ MUTATIONS = {
     "a cache file changed in place at its size is trusted": (
         "ablations/data/cache.py", "    return path.stat().st_size == recorded[0] and _fingerprint(path) == recorded\n",
         "    return path.stat().st_size == recorded[0]\n"),
+    # compute accounting (issue 13)
+    "a CPU peak measured on a busy machine replaces a higher one": (
+        "ablations/compute.py", "    if measured > known.get(key, 0):\n", "    if True:\n"),
     # honest statistics (issue 10)
     "fine-tuning seeds pooled as replicates": (
         "ablations/report/stats.py", "grouped.setdefault(key[0], []).append(value)",
