@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ablations.config import ConfigError, plan
+from ablations.pretraining import _resume_from
 from ablations.runner import run_cell
 from conftest import SMALL, killed_run, leet, make_cfg, run_py
 
@@ -39,8 +40,8 @@ def test_a_killed_two_rank_cell_resumes_every_ranks_state_exactly(ddp_cell, tmp_
     _, reference = ddp_cell
     args = [*DDP, "logger=none", "trainer.checkpoint_every_steps=20", f"paths.root={tmp_path}"]
     killed_run(args, tmp_path, tmp_path, lambda r: list(r.glob("cells/*/checkpoints/*.ckpt")))
-    [checkpoint] = tmp_path.glob("cells/*/checkpoints/*.ckpt")
-    state = torch.load(checkpoint, weights_only=True)
+    [folder] = tmp_path.glob("cells/*/checkpoints")  # the step checkpoint, and last.ckpt if the kill came later
+    state = torch.load(_resume_from(folder, folder.parent.name), weights_only=True)
     assert len(state["ranks"]) == 2 and not torch.equal(state["ranks"][0]["cpu_rng"], state["ranks"][1]["cpu_rng"])
     assert not list(tmp_path.glob("cells/*/results.json")), "killed too late: the cell had finished"
     rerun = run_py(*args, cwd=tmp_path)
