@@ -2,6 +2,7 @@
 Hugging Face model, and the cell's results.json and W&B summary. A killed cell resumes from its newest whole
 checkpoint; a checkpoint of another cell is refused rather than loaded."""
 
+import json
 import logging
 import sys
 import time
@@ -19,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from ablations import compute
 from ablations.budget import Budget
-from ablations.cell import Cell, provenance, write_results
+from ablations.cell import Cell, provenance, write_atomic, write_results
 from ablations.config import ConfigError
 from ablations.data.masking import collate, collate_step
 from ablations.data.pipeline import Prepared
@@ -29,6 +30,8 @@ from lightning_modules.callbacks import MaskFingerprint, ResumeAtStep
 from lightning_modules.pretrain import PretrainModule
 
 log = logging.getLogger(__name__)
+
+WANDB_RECORDS = "wandb_records.json"  # every W&B row pretraining logged, beside results.json
 
 
 def pretrain(cfg, spend: Budget, cell: Cell, data: Prepared, run) -> dict:
@@ -63,16 +66,34 @@ def pretrain(cfg, spend: Budget, cell: Cell, data: Prepared, run) -> dict:
                "timing": {"seconds": seconds, "fit_seconds": fit_seconds},
                "model_dir": str(cell.dir / "model") if status == "ok" else None}
     if trainer.is_global_zero:
+        if isinstance(trainer.logger, SafeWandbLogger):
+            write_atomic(cell.dir / WANDB_RECORDS, json.dumps(trainer.logger.records))
         write_results(cell.results_path, results)  # first: a W&B failure never costs the result
-    update_summary(run, {**metrics, "status": status, "tokens_seen": tokens_seen, "sequences_seen": sequences_seen,
-                         "steps": trainer.global_step, "epochs": epochs, "data/train_tokens": data.stats["train_tokens"],
-                         "data/tokens_per_sequence": data.stats["tokens_per_sequence"],
-                         **{f"compute/{k}": v for k, v in flops.items()},
-                         **{f"plan/{k}": v for k, v in vars(plan).items()}})
+    update_summary(run, _summary(results))
     log.info("cell %s %s: %s, %d real tokens in %d steps, held-out perplexity %.2f, results %s, W&B %s", cell.id,
              cell.name, status, tokens_seen, trainer.global_step, final["val/perplexity"], cell.results_path,
              run_path(run)["dir"] if run is not None else "off")
     return results
+
+
+def reopened(run, cell: Cell, results: dict) -> None:
+    """A cell whose pretraining finished reopens its W&B run to fine-tune. W&B writes an offline run's rows late
+    (a step's row once a later step comes, and then in buffered blocks), so a kill while the run was still open
+    lost rows and summary that results.json holds; this sends again what W&B lacks, every row once."""
+    if run is None:
+        return
+    if (records := cell.dir / WANDB_RECORDS).exists():
+        SafeWandbLogger(experiment=run).resume(json.loads(records.read_text()))
+    update_summary(run, _summary(results))
+
+
+def _summary(results: dict) -> dict:
+    """The cell run's W&B summary of pretraining, built from results.json alone (so a reopened run can rebuild it)."""
+    return {**results["metrics"], **{k: results[k] for k in ("status", "tokens_seen", "sequences_seen", "steps", "epochs")},
+            "data/train_tokens": results["data"]["train_tokens"],
+            "data/tokens_per_sequence": results["data"]["tokens_per_sequence"],
+            **{f"compute/{k}": v for k, v in results["compute"].items()},
+            **{f"plan/{k}": v for k, v in results["plan"].items()}}
 
 
 def _compute(cfg, data: Prepared, tokens_seen: int, trained: int, fit_seconds: float, ranks: int) -> dict:

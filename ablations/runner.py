@@ -22,7 +22,7 @@ from ablations.config import ConfigError, check
 from ablations.data.pipeline import prepare
 from ablations.glue.checkpoint import from_pretrained, random_init
 from ablations.glue.stage import GLUE
-from ablations.pretraining import pretrain
+from ablations.pretraining import pretrain, reopened
 from ablations.rc.stage import RC
 from ablations import tracking
 from ablations.tracking import run_path, update_summary, wandb_run
@@ -68,6 +68,7 @@ def _run(cfg, root: Path, cell: Cell, tasks: dict | None) -> dict:
     if cfg.stage == "finetune" or pretrained:
         results = _finished(cell, on_disk)
         with wandb_run(cfg, cell) as run:
+            reopened(run, cell, results)
             return _finetune(cfg, cell, results, from_pretrained(results["model_dir"], _reuse_pooler(cfg)), tasks, run)
     data = prepare(cfg, root)
     spend = budget(cfg, data)

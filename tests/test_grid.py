@@ -4,6 +4,7 @@ bad input that exit non-zero and never leave a results.json claiming success."""
 
 import json
 import re
+import subprocess
 import time
 
 import numpy as np
@@ -178,3 +179,36 @@ def test_a_cut_short_checkpoint_is_deleted_not_loaded(tmp_path):
 
     (tmp_path / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
     assert _resume_from(tmp_path, "cell") is None and not (tmp_path / "last.ckpt").exists()
+
+
+def _wandb_history(root, cell_id: str) -> list[tuple]:
+    """Every history row of a cell's W&B run, over all its offline parts, without W&B's own bookkeeping keys."""
+    rows = [h for part in root.glob(f"wandb/offline-run-*-{cell_id}") for h in _history_or_none(part)]
+    return sorted(tuple(sorted((k, v) for k, v in row.items() if not k.startswith("_"))) for row in rows)
+
+
+def _history_or_none(run_dir) -> list[dict]:
+    """A part killed before W&B wrote its first record holds none (W&B's reader refuses it)."""
+    try:
+        return [r["history"]["item"] for r in leet(run_dir) if r.get("type") == "history"]
+    except subprocess.CalledProcessError:
+        return []
+
+
+def test_a_cell_killed_while_fine_tuning_keeps_its_whole_pretraining_history_in_wandb(grid, tmp_path):
+    """Killed after results.json, while the cell's W&B run was still open for GLUE: W&B writes a step's row only
+    once a later step or the finish comes, so the rows after the last checkpoint were lost with the process. The
+    rerun only fine-tunes; the cell's W&B history must still hold every pretraining row once, as in the grid."""
+    args = [*SMALL, ONE_THREAD, "glue.tasks=[sst2]", f"paths.root={tmp_path}", f"logger.dir={tmp_path}"]
+    killed_run(args, tmp_path, tmp_path, lambda r: list(r.glob("cells/*/predictions/*/*.tsv")))
+    [path] = tmp_path.glob("cells/*/results.json")
+    results = json.loads(path.read_text())
+    rerun = run_py(*args, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resuming from" not in rerun.stderr + rerun.stdout  # pretraining had finished: only GLUE ran again
+    reference = _wandb_history(grid[0], results["cell_id"])
+    assert len(reference) > 10 and _wandb_history(tmp_path, results["cell_id"]) == reference
+    *_, reopened = sorted(tmp_path.glob(f"wandb/offline-run-*-{results['cell_id']}"))
+    summary = leet(reopened, "--summary")["summary"]
+    assert summary["val/perplexity"] == results["metrics"]["val/perplexity"] and summary["status"] == "ok"
+    assert summary["tokens_seen"] == results["tokens_seen"] and summary["glue/status"] == "ok"
