@@ -89,8 +89,8 @@ def reopened(run, cell: Cell, results: dict) -> None:
 
 def _summary(results: dict) -> dict:
     """The cell run's W&B summary of pretraining, built from results.json alone (so a reopened run can rebuild it)."""
-    return {**results["metrics"], **{k: results[k] for k in ("status", "tokens_seen", "sequences_seen", "steps", "epochs")},
-            "data/train_tokens": results["data"]["train_tokens"],
+    counts = ("status", "tokens_seen", "sequences_seen", "steps", "epochs")
+    return {**results["metrics"], **{k: results[k] for k in counts}, "data/train_tokens": results["data"]["train_tokens"],
             "data/tokens_per_sequence": results["data"]["tokens_per_sequence"],
             **{f"compute/{k}": v for k, v in results["compute"].items()},
             **{f"plan/{k}": v for k, v in results["plan"].items()}}

@@ -24,7 +24,7 @@ from pathlib import Path
 from common import ROOT
 
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import leet  # noqa: E402
+from conftest import wandb_history  # noqa: E402
 
 CELL = ["data.sources.synthetic.num_documents=60", "schedule.total_tokens=131072", "trainer.log_every_steps=4",
         "trainer.checkpoint_every_steps=9", "glue.tasks=[sst2]", "glue.seeds=[1,2]", "glue.train_size=200",
@@ -99,14 +99,8 @@ def outcome(root: Path) -> dict:
         r = json.loads(path.read_text())
         finetuned = {stage: {fp: {t: v["summary"] for t, v in e["tasks"].items()}
                              for fp, e in (r.get(stage) or {}).items()} for stage in ("glue", "rc")}
-        steps = []
-        for run_dir in root.glob(f"wandb/offline-run-*-{r['cell_id']}"):
-            try:
-                steps += [h["history"]["item"] for h in leet(run_dir) if h.get("type") == "history"]
-            except subprocess.CalledProcessError:  # a part killed before W&B wrote a record: it holds none
-                pass
         logged = [(int(h["trainer/global_step"]), h.get("train/loss"), h.get("data/mask_fingerprint"))
-                  for h in steps if "trainer/global_step" in h]
+                  for h in wandb_history(root, r["cell_id"]) if "trainer/global_step" in h]
         cells[r["cell_id"]] = {"status": r["status"], "loss": r.get("metrics", {}).get("val/mlm_loss"),
                                "tokens": r.get("tokens_seen"), "fingerprints": r.get("mask_fingerprints"),
                                "curve": r.get("curve"), **finetuned, "wandb": sorted(logged, key=str),

@@ -85,6 +85,8 @@ MUTATIONS = {
     # compute accounting (issue 13)
     "a CPU peak measured on a busy machine replaces a higher one": (
         "ablations/compute.py", "    if measured > known.get(key, 0):\n", "    if True:\n"),
+    "a reopened cell run never sends the pretraining rows W&B lost": (
+        "ablations/runner.py", "            reopened(run, cell, results)\n", ""),
     # honest statistics (issue 10)
     "fine-tuning seeds pooled as replicates": (
         "ablations/report/stats.py", "grouped.setdefault(key[0], []).append(value)",

@@ -87,6 +87,20 @@ def leet(run_dir, *flags):
     return json.loads(out) if "--summary" in flags else [json.loads(line) for line in out.splitlines()]
 
 
+def wandb_history(root: Path, run_id: str) -> list[dict]:
+    """The history rows of every offline part of a run (a resumed run has one part per process), without W&B's own
+    keys (_step, _runtime: they differ between parts). A part killed before W&B wrote its first record holds none
+    (W&B's reader refuses it)."""
+    rows = []
+    for part in root.glob(f"wandb/offline-run-*-{run_id}"):
+        try:
+            rows += [{k: v for k, v in r["history"]["item"].items() if not k.startswith("_")}
+                     for r in leet(part) if r.get("type") == "history"]
+        except subprocess.CalledProcessError:
+            pass
+    return rows
+
+
 @pytest.fixture(scope="session")
 def grid(tmp_path_factory):
     """`python run.py -m objective=mlm,mlm_nsp masking=static,dynamic`, run once for every test that reads it."""

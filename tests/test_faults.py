@@ -24,7 +24,7 @@ from ablations.config import ConfigError
 from ablations.data.cache import _intact
 from ablations.data.pipeline import prepare
 from ablations.runner import run_cell
-from conftest import ROOT, make_cfg
+from conftest import ROOT, leet, make_cfg, wandb_history
 
 TINY = ["data.sources.synthetic.num_documents=40", "schedule.total_tokens=16384", "trainer.log_every_steps=2",
         "trainer.threads=1"]
@@ -445,6 +445,23 @@ def test_wandb_failing_mid_run_never_costs_results_json(tmp_path, monkeypatch, c
     for call in ("log_metrics", "update", "finish"):
         assert f"W&B: {call} failed (RuntimeError: W&B is down" in caplog.text, call
     assert "results.json is unaffected" in caplog.text
+
+
+def test_a_reopened_cell_run_sends_again_the_pretraining_rows_and_summary_wandb_lost(tmp_path):
+    """pretraining.reopened: W&B writes an offline run's rows late, so a cell killed while its run was open for
+    fine-tuning can leave W&B none of them (test_grid kills one for real). Here the loss is the finished pretraining
+    part deleted; fine-tuning the cell sends every row again, once and in order, and the summary."""
+    root = tmp_path / "root"
+    results = run_cell(make_cfg(*TINY, *GLUE, "stage=pretrain", f"logger.dir={root}", root=root))
+    rows = wandb_history(root, results["cell_id"])
+    [part] = root.glob(f"wandb/offline-run-*-{results['cell_id']}")
+    shutil.rmtree(part)
+    run_cell(make_cfg(*TINY, *GLUE, "stage=finetune", f"logger.dir={root}", root=root))
+    assert len(rows) > 5 and wandb_history(root, results["cell_id"]) == rows
+    [reopened] = root.glob(f"wandb/offline-run-*-{results['cell_id']}")
+    summary = leet(reopened, "--summary")["summary"]
+    assert summary["val/mlm_loss"] == results["metrics"]["val/mlm_loss"] and summary["status"] == "ok"
+    assert summary["tokens_seen"] == results["tokens_seen"] and summary["glue/status"] == "ok"
 
 
 def test_a_wandb_key_in_the_environment_is_written_to_no_file_of_a_cell(tmp_path, monkeypatch, caplog, wandb_env):

@@ -4,7 +4,6 @@ bad input that exit non-zero and never leave a results.json claiming success."""
 
 import json
 import re
-import subprocess
 import time
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 
-from conftest import ONE_THREAD, SMALL, killed_run, leet, run_py
+from conftest import ONE_THREAD, SMALL, killed_run, leet, run_py, wandb_history
 
 def test_grid_writes_one_ok_results_json_per_cell(grid):
     root, _ = grid
@@ -181,18 +180,9 @@ def test_a_cut_short_checkpoint_is_deleted_not_loaded(tmp_path):
     assert _resume_from(tmp_path, "cell") is None and not (tmp_path / "last.ckpt").exists()
 
 
-def _wandb_history(root, cell_id: str) -> list[tuple]:
-    """Every history row of a cell's W&B run, over all its offline parts, without W&B's own bookkeeping keys."""
-    rows = [h for part in root.glob(f"wandb/offline-run-*-{cell_id}") for h in _history_or_none(part)]
-    return sorted(tuple(sorted((k, v) for k, v in row.items() if not k.startswith("_"))) for row in rows)
-
-
-def _history_or_none(run_dir) -> list[dict]:
-    """A part killed before W&B wrote its first record holds none (W&B's reader refuses it)."""
-    try:
-        return [r["history"]["item"] for r in leet(run_dir) if r.get("type") == "history"]
-    except subprocess.CalledProcessError:
-        return []
+def _wandb_rows(root, cell_id: str) -> list[tuple]:
+    """Every history row of a cell's W&B run, over all its parts, in one order."""
+    return sorted(tuple(sorted(row.items())) for row in wandb_history(root, cell_id))
 
 
 def test_a_cell_killed_while_fine_tuning_keeps_its_whole_pretraining_history_in_wandb(grid, tmp_path):
@@ -206,8 +196,8 @@ def test_a_cell_killed_while_fine_tuning_keeps_its_whole_pretraining_history_in_
     rerun = run_py(*args, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "resuming from" not in rerun.stderr + rerun.stdout  # pretraining had finished: only GLUE ran again
-    reference = _wandb_history(grid[0], results["cell_id"])
-    assert len(reference) > 10 and _wandb_history(tmp_path, results["cell_id"]) == reference
+    reference = _wandb_rows(grid[0], results["cell_id"])
+    assert len(reference) > 10 and _wandb_rows(tmp_path, results["cell_id"]) == reference
     *_, reopened = sorted(tmp_path.glob(f"wandb/offline-run-*-{results['cell_id']}"))
     summary = leet(reopened, "--summary")["summary"]
     assert summary["val/perplexity"] == results["metrics"]["val/perplexity"] and summary["status"] == "ok"
