@@ -29,7 +29,7 @@ def dry_run(cfg: DictConfig) -> str:
     check(cfg)
     root = Path(to_absolute_path(cfg.paths.root))
     cell = Cell.of(cfg, root)
-    data = prepare(cfg, root, masks=False)
+    data = prepare(cfg, root)
     spend = budget(cfg, data)
     tokens = spend.plan.steps * spend.plan.sequences * data.stats["tokens_per_sequence"]
     flops = tokens * compute.flops_per_token(cfg.model, len(data.tokenizer), data.stats["tokens_per_sequence"])

@@ -56,7 +56,7 @@ def measure(books: int) -> dict:
         cfg = default_cfg(*source, f"masking={masking}", "masking.dupe_factor=2")
         data, seconds = timed(lambda: prepare(cfg, Path(tempfile.mkdtemp())))
         spend = budget(cfg, data)
-        rows[f"prepare ({masking}: corpus, tokenizer, instances, masks)"] = data.stats["train_tokens"] / seconds
+        rows[f"prepare ({masking}: corpus, tokenizer, instances, held-out mask)"] = data.stats["train_tokens"] / seconds
         for workers in (0, 1):
             fed, seconds = timed(lambda: feed_tokens(data, spend, workers))
             rows[f"mask + collate, {masking}, {workers} workers"] = fed / seconds

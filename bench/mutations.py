@@ -29,9 +29,8 @@ MUTATIONS = {
         "ablations/data/pipeline.py", 'Masker(settings["mlm_probability"], settings["mask_replace_prob"], '
         'settings["random_replace_prob"],', 'Masker(settings["mlm_probability"], settings["random_replace_prob"], '
         'settings["mask_replace_prob"],'),
-    "every static copy built with the same key": (
-        "ablations/data/pipeline.py", "mask_all(copies[k % len(copies)], masker, seed, k)",
-        "mask_all(copies[k % len(copies)], masker, seed, 0)"),
+    "every static copy drawn with the same key": (
+        "ablations/data/masking.py", "else epoch % self.dupe_factor", "else 0"),
     "MNLI task score = matched accuracy only": (
         "ablations/glue/stage.py", 'out[f"{task.name}/score"] = statistics.fmean(scores)',
         'out[f"{task.name}/score"] = scores[0]'),

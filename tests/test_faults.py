@@ -122,7 +122,7 @@ def test_two_grids_build_each_cache_once_and_leave_it_whole(two_grids):
     base, root, _, codes = two_grids
     assert codes == {"a": 0, "b": 0}
     assert sum(log.count("training the bpe tokenizer") for _, _, _, log in jobs(root)) == 1
-    for kind in ("corpus", "instances", "static"):
+    for kind in ("corpus", "instances"):
         [folder] = [p for p in (root / "cache" / kind).iterdir() if p.is_dir()]
         assert _intact(folder, rebuild_damaged=False), folder
     assert temporary(root) == []  # nor a results.json.tmp-<pid> of write_atomic
@@ -187,7 +187,7 @@ def test_a_wandb_key_in_the_environment_is_written_to_no_file_of_a_grid(two_grid
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """One tiny static-masking cell, pretrained: its results.json, checkpoint and the three caches."""
+    """One tiny static-masking cell, pretrained: its results.json, checkpoint and the two caches."""
     root = tmp_path_factory.mktemp("finished")
     results = run_cell(make_cfg(*CELL, root=root))
     assert results["status"] == "ok"
@@ -261,13 +261,11 @@ def _one_byte_changed(data: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("damage", [_cut_short, _one_byte_changed])
-@pytest.mark.parametrize("kind", ["instances", "static"])
-def test_a_damaged_cache_file_is_rebuilt_to_the_same_bytes(copy, caplog, kind, damage):
+def test_a_damaged_cache_file_is_rebuilt_to_the_same_bytes(copy, caplog, damage):
     """data/cache.py: a cached file whose size or content no longer matches the DONE manifest is rebuilt (instances
-    and static masks are deterministic: the rebuild gives the original bytes) with a warning naming it, never read
-    as it is."""
+    are deterministic: the rebuild gives the original bytes) with a warning naming it, never read as it is."""
     root, _ = copy
-    [folder] = [p for p in (root / "cache" / kind).iterdir() if p.is_dir()]
+    [folder] = [p for p in (root / "cache" / "instances").iterdir() if p.is_dir()]
     path = sorted(folder.rglob("*.npy"))[0]
     whole = path.read_bytes()
     path.write_bytes(damage(whole))

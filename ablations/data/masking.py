@@ -2,9 +2,10 @@
 they are fed in.
 
 Every mask is drawn from an RNG seeded by (seed, k, index), as fairseq does, never from a stream shared
-by workers: dynamic masking uses k = epoch, so every feed is fresh and any worker reproduces it; static
-masking fixes dupe_factor copies at preprocessing with k = copy and feeds copy (epoch mod dupe_factor).
-Static copy k is thus the mask dynamic draws in epoch k: the arms differ only in repeating them.
+by workers: dynamic masking uses k = epoch, so every feed is fresh and any worker reproduces it; static masking uses
+k = epoch mod dupe_factor: the dupe_factor fixed masks per sequence of BERT's preprocessed copies, drawn when
+fed rather than stored (dupe_factor masked copies of a paper-scale corpus would not fit a disk). Static copy k
+is thus the mask dynamic draws in epoch k: the arms differ only in repeating them.
 Epoch e also feeds instance copy e mod (number of copies): pair formats rebuild their pairs per copy.
 """
 
@@ -54,7 +55,7 @@ def rng_for(seed: int, k: int, index: int) -> np.random.Generator:
 
 
 def mask_all(instances: Instances, masker: Masker, seed: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Masked inputs and labels of every instance with RNG key k (a static copy, or the eval mask)."""
+    """Masked inputs and labels of every instance with RNG key k (the held-out set's one mask)."""
     inputs, labels = np.empty_like(instances.input_ids), np.empty_like(instances.input_ids)
     for i, ids in enumerate(instances.input_ids):
         inputs[i], labels[i] = masker(ids, rng_for(seed, k, i))
@@ -64,9 +65,9 @@ def mask_all(instances: Instances, masker: Masker, seed: int, k: int) -> tuple[n
 class MaskedDataset(Dataset):
     """Items are keyed by (epoch, index), which GlobalBatches yields, so the mask depends on nothing else."""
 
-    def __init__(self, copies: list[Instances], masker: Masker, seed: int, static: list[tuple] | None = None):
+    def __init__(self, copies: list[Instances], masker: Masker, seed: int, dupe_factor: int | None = None):
         self.copies, self.masker, self.seed = copies, masker, seed
-        self.static = static  # per static copy k: (inputs, labels) of instance copy k; None: dynamic
+        self.dupe_factor = dupe_factor  # static masking's masks per sequence; None: dynamic, a fresh one every epoch
 
     def instances(self, epoch: int) -> Instances:
         return self.copies[epoch % len(self.copies)]
@@ -75,10 +76,8 @@ class MaskedDataset(Dataset):
         return len(self.instances(epoch))
 
     def masked(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.static is not None:
-            inputs, labels = self.static[epoch % len(self.static)]
-            return inputs[index], labels[index]
-        return self.masker(self.instances(epoch).input_ids[index], rng_for(self.seed, epoch, index))
+        k = epoch if self.dupe_factor is None else epoch % self.dupe_factor
+        return self.masker(self.instances(epoch).input_ids[index], rng_for(self.seed, k, index))
 
     def __getitem__(self, key):
         epoch, index = key

@@ -1,10 +1,10 @@
-"""One cell's data, from corpus sources to masked datasets, cached in three stages:
+"""One cell's data, from corpus sources to masked datasets, cached in two stages:
 
 corpus    (sources, held-out split, tokenizer): the tokenizer and token ids of every document; shared by
           every cell on the same corpus, whatever its size, format or masking;
 instances (+ data.size, input_format, seq_len; dupe_factor for pair formats): the training sequences, one
-          copy per dupe_factor for pair formats (BERT rebuilds its pairs per copy), and the held-out set;
-static    (+ masking, seed): the dupe_factor masked copies of static masking.
+          copy per dupe_factor for pair formats (BERT rebuilds its pairs per copy), and the held-out set.
+Masks are drawn when fed, from (seed, copy or epoch, index): see ablations/data/masking.py.
 Arrays are saved as .npy files and memory-mapped, never loaded whole into every process.
 """
 
@@ -20,7 +20,7 @@ from transformers import PreTrainedTokenizerFast
 from ablations.config import ConfigError
 from ablations.data import corpus, formats, tokenizer as tokenizers
 from ablations.data.cache import cached
-from ablations.data.masking import FixedMaskDataset, MaskedDataset, Masker, mask_all
+from ablations.data.masking import FixedMaskDataset, MaskedDataset, Masker
 
 log = logging.getLogger(__name__)
 EVAL_MASKING = {"mlm_probability": 0.15, "mask_replace_prob": 0.8, "random_replace_prob": 0.1}
@@ -34,8 +34,7 @@ class Prepared:
     stats: dict
 
 
-def prepare(cfg: DictConfig, root: Path, masks: bool = True) -> Prepared:
-    """The cell's data; masks=False stops before the static masks (a dry run needs only the instances)."""
+def prepare(cfg: DictConfig, root: Path) -> Prepared:
     plain = OmegaConf.to_container(cfg, resolve=True)
     corpus_settings = {"sources": plain["data"]["sources"], "valid_fraction": cfg.data.valid_fraction,
                        "data_seed": cfg.data.seed, "tokenizer": plain["tokenizer"]}
@@ -48,15 +47,9 @@ def prepare(cfg: DictConfig, root: Path, masks: bool = True) -> Prepared:
                            lambda out: _build_instances(cfg, corpus_dir, tok, out))
     copies = [formats.Instances.load(instances_dir / "train" / str(k)) for k in range(_copies(cfg))]
     masker = _masker(plain["masking"], tok)
-    static = None
-    if cfg.masking.name == "static" and masks:
-        static_dir = cached(root / "cache", "static", {"instances": instances_dir.name, "masking": plain["masking"],
-                                                        "seed": cfg.seed},
-                            lambda out: _build_static(copies, masker, cfg.seed, cfg.masking.dupe_factor, out))
-        static = [tuple(np.load(static_dir / str(k) / f"{key}.npy", mmap_mode="r") for key in ("inputs", "labels"))
-                  for k in range(cfg.masking.dupe_factor)]
     stats = json.loads((instances_dir / "stats.json").read_text())
-    return Prepared(tok, MaskedDataset(copies, masker, cfg.seed, static),
+    dupe_factor = cfg.masking.dupe_factor if cfg.masking.name == "static" else None
+    return Prepared(tok, MaskedDataset(copies, masker, cfg.seed, dupe_factor),
                     FixedMaskDataset(formats.Instances.load(instances_dir / "eval"), _masker(EVAL_MASKING, tok)),
                     stats)
 
@@ -166,12 +159,3 @@ def subset(docs: list, size) -> list:
     if limit > lengths[-1]:
         raise ConfigError(f"data.size={size} tokens: the training corpus holds only {lengths[-1]}")
     return docs[:int(np.searchsorted(lengths, limit)) + 1]
-
-
-def _build_static(copies: list, masker: Masker, seed: int, dupe_factor: int, out: Path) -> None:
-    """Copy k masks the instances epoch k feeds (instance copy k mod their number) with RNG key k."""
-    for k in range(dupe_factor):
-        inputs, labels = mask_all(copies[k % len(copies)], masker, seed, k)
-        (out / str(k)).mkdir()
-        np.save(out / str(k) / "inputs.npy", inputs)
-        np.save(out / str(k) / "labels.npy", labels)
