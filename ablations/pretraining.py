@@ -22,7 +22,7 @@ from ablations import compute
 from ablations.budget import Budget
 from ablations.cell import Cell, provenance, write_atomic, write_results
 from ablations.config import ConfigError
-from ablations.data.masking import collate, collate_step
+from ablations.data.masking import collate, training_loader
 from ablations.data.pipeline import Prepared
 from ablations.progress import progress_callbacks
 from ablations.tracking import CheckpointThenLog, SafeWandbLogger, run_path, update_summary
@@ -128,9 +128,8 @@ def _train(cfg, spend: Budget, data: Prepared, cell: Cell, run):
         default_root_dir=cell.dir)
     if t.compile:
         module.model.compile(dynamic=True)  # in place: the state dict, checkpoints and export keep their names
-    loader = DataLoader(data.train, batch_sampler=spend.batches, num_workers=t.num_workers,
-                        collate_fn=partial(collate_step, pad_id=data.tokenizer.pad_token_id, micro_batch=plan.micro_batch),
-                        persistent_workers=t.num_workers > 0, pin_memory=t.accelerator == "gpu")
+    loader = training_loader(data.train, spend.batches, data.tokenizer.pad_token_id, plan.micro_batch, t.num_workers,
+                             pin_memory=t.accelerator == "gpu")
     with warnings.catch_warnings():
         # Lightning warns that a mid-epoch resume of a plain loader is unreliable (ResumeAtStep makes it exact), and
         # that validation_step has no loader when eval_every_steps is off (the held-out loss is taken after fit).

@@ -19,13 +19,8 @@ def default_cfg(*overrides):
 def train_steps(data, spend, count: int, workers: int = 0, pin_memory: bool = False) -> list:
     """The first `count` optimizer steps a cell is fed, each a list of micro-batches, as the training loader gives
     them."""
-    from functools import partial
+    from ablations.data.masking import training_loader
 
-    from torch.utils.data import DataLoader
-
-    from ablations.data.masking import collate_step
-
-    loader = DataLoader(data.train, batch_sampler=spend.batches, num_workers=workers, pin_memory=pin_memory,
-                        collate_fn=partial(collate_step, pad_id=data.tokenizer.pad_token_id,
-                                           micro_batch=spend.plan.micro_batch))
+    loader = training_loader(data.train, spend.batches, data.tokenizer.pad_token_id, spend.plan.micro_batch, workers,
+                             pin_memory)
     return [step for _, step in zip(range(count), loader)]

@@ -8,16 +8,14 @@ the bottleneck. Prepares the shared books when present (text_files), else a larg
 import argparse
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 from transformers import DataCollatorForLanguageModeling
 
 from common import ROOT, default_cfg, train_steps
 from ablations.budget import budget
-from ablations.data.masking import GlobalBatches, collate_step
+from ablations.data.masking import GlobalBatches, training_loader
 from ablations.data.pipeline import prepare
 from train_step import module_for, plain_loop
 
@@ -34,9 +32,7 @@ def feed_tokens(data, spend, workers, epochs=2):
     """Real tokens of `epochs` epochs as the training loader feeds them (masked, collated into micro-batches)."""
     steps = round(epochs * data.train.size(0) / spend.plan.sequences)
     batches = GlobalBatches([len(c) for c in data.train.copies], spend.plan.sequences, steps, seed=0)
-    loader = DataLoader(data.train, batch_sampler=batches, num_workers=workers,
-                        collate_fn=partial(collate_step, pad_id=data.tokenizer.pad_token_id,
-                                           micro_batch=spend.plan.micro_batch))
+    loader = training_loader(data.train, batches, data.tokenizer.pad_token_id, spend.plan.micro_batch, workers)
     return sum(mb["real_tokens"] for step in loader for mb in step)
 
 

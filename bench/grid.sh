@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# (c) Wall time of the default 2x2 grid, from a cold cache, in a temporary folder.
+# (c) Wall time of the default 2x2 grid, from a cold cache, in a temporary folder, and where it went.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
@@ -11,3 +11,4 @@ WANDB_MODE=offline python "$here/run.py" -m objective=mlm,mlm_nsp masking=static
 end=$(date +%s)
 grep -h "held-out perplexity" "$work"/sweep/*/run.log | sed 's/.*- cell/cell/'
 echo "default 2x2 grid: $((end - start)) s wall time on $(nproc) cores (logs in $work)"
+python "$here/bench/grid_breakdown.py" "$work/sweep" "$work/grid.log"

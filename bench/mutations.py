@@ -31,6 +31,8 @@ MUTATIONS = {
         'settings["mask_replace_prob"],'),
     "every static copy drawn with the same key": (
         "ablations/data/masking.py", "else epoch % self.dupe_factor", "else 0"),
+    "loader workers started the process's default way (a grid's loky worker cannot)": (
+        "ablations/data/masking.py", "multiprocessing.get_all_start_methods()[0] if workers else None", "None"),
     "MNLI task score = matched accuracy only": (
         "ablations/glue/stage.py", 'out[f"{task.name}/score"] = statistics.fmean(scores)',
         'out[f"{task.name}/score"] = scores[0]'),

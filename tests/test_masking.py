@@ -2,15 +2,14 @@
 with period dupe_factor, dynamic ones never, both reproducible from the seed, with any number of workers; and
 the global batches they are fed in: whole, across epochs, resumable, shared by ranks."""
 
-from functools import partial
 
+import joblib
 import numpy as np
 import pytest
-from torch.utils.data import DataLoader
 
 from ablations.data import masking
 from ablations.data.formats import to_arrays
-from ablations.data.masking import IGNORE, GlobalBatches, Masker, collate_step, mask_all
+from ablations.data.masking import IGNORE, GlobalBatches, Masker, mask_all, training_loader
 from ablations.data.pipeline import prepare
 from conftest import make_cfg
 
@@ -61,8 +60,7 @@ def feed(prepared, epochs, workers, sequences=16, micro_batch=5):
     total = sum(dataset.size(e) for e in range(epochs))
     batches = GlobalBatches([len(c) for c in dataset.copies], sequences, -(-total // sequences), seed=0)
     seq_len = dataset.instances(0).input_ids.shape[1]
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers,
-                        collate_fn=partial(collate_step, pad_id=pad, micro_batch=micro_batch))
+    loader = training_loader(dataset, batches, pad, micro_batch, workers)
     fed = {}
     for step in loader:
         for batch in step:
@@ -145,3 +143,12 @@ def test_ranks_share_each_global_batch_without_overlap(monkeypatch):
         shards.append(list(batches))
     for step, (a, b) in enumerate(zip(*shards)):
         assert len(a) == len(b) == 3 and sorted(a + b) == sorted(whole[step])
+
+
+def test_the_training_loader_starts_its_workers_inside_a_grid_worker(tmp_path):
+    """A grid runs its cells in joblib's loky processes, where the default start method is loky's, which cannot
+    start a DataLoader worker ('Process' object has no attribute 'env'): every grid with trainer.num_workers > 0
+    failed. The loader feeds there what it feeds in a plain process."""
+    data = pipeline_data(tmp_path, "dynamic")
+    in_grid_worker = joblib.Parallel(n_jobs=2, backend="loky")([joblib.delayed(feed)(data, 2, 2)])[0]
+    assert in_grid_worker == feed(data, epochs=2, workers=0)

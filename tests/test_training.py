@@ -2,7 +2,6 @@
 micro-batch size, clipping reaches the optimizer, a resumed loader starts at the checkpoint's step, and the
 curve W&B holds is the curve results.json holds."""
 
-from functools import partial
 
 import pytest
 import pytorch_lightning as pl
@@ -10,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ablations.budget import budget
-from ablations.data.masking import collate_step
+from ablations.data.masking import training_loader
 from ablations.data.pipeline import prepare
 from ablations.report.runs import load
 from ablations.runner import run_cell
@@ -33,8 +32,7 @@ def one_step_gradients(tmp_path, micro_batch: int, *overrides) -> dict:
     cfg = make_cfg(*NO_DROPOUT, "objective=mlm_nsp", *overrides)
     data = prepare(cfg, tmp_path)
     plan = budget(cfg, data).plan
-    loader = DataLoader(data.train, batch_sampler=budget(cfg, data).batches,
-                        collate_fn=partial(collate_step, pad_id=data.tokenizer.pad_token_id, micro_batch=micro_batch))
+    loader = training_loader(data.train, budget(cfg, data).batches, data.tokenizer.pad_token_id, micro_batch)
     step = next(iter(loader))
     assert len(step) == -(-plan.sequences // micro_batch)
     torch.manual_seed(0)

@@ -10,12 +10,14 @@ Epoch e also feeds instance copy e mod (number of copies): pair formats rebuild 
 """
 
 import hashlib
+import multiprocessing
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ablations.data.formats import Instances
 
@@ -137,6 +139,17 @@ def collate_step(items: list[dict], pad_id: int, micro_batch: int) -> list[dict]
     """A rank's share of one optimizer step, split into micro-batches of at most micro_batch sequences."""
     return [collate(items[i:i + micro_batch], pad_id) for i in range(0, len(items), micro_batch)]
 
+
+
+def training_loader(dataset: Dataset, batches: Sampler, pad_id: int, micro_batch: int, workers: int = 0,
+                    pin_memory: bool = False) -> DataLoader:
+    """What training reads: one item a step, the step's micro-batches. Workers start as the platform starts
+    processes (fork on Linux), not as this process's default does: a grid's cells run in joblib's loky processes,
+    whose default start method cannot start a DataLoader worker."""
+    return DataLoader(dataset, batch_sampler=batches, num_workers=workers,
+                      collate_fn=partial(collate_step, pad_id=pad_id, micro_batch=micro_batch),
+                      persistent_workers=workers > 0, pin_memory=pin_memory,
+                      multiprocessing_context=multiprocessing.get_all_start_methods()[0] if workers else None)
 
 class GlobalBatches(Sampler):
     """The optimizer steps of a run: `sequences` keys (epoch, index) per step, cut from one stream of epochs,
