@@ -2,7 +2,6 @@
 with period dupe_factor, dynamic ones never, both reproducible from the seed, with any number of workers; and
 the global batches they are fed in: whole, across epochs, resumable, shared by ranks."""
 
-
 import joblib
 import numpy as np
 import pytest

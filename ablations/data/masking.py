@@ -140,7 +140,6 @@ def collate_step(items: list[dict], pad_id: int, micro_batch: int) -> list[dict]
     return [collate(items[i:i + micro_batch], pad_id) for i in range(0, len(items), micro_batch)]
 
 
-
 def training_loader(dataset: Dataset, batches: Sampler, pad_id: int, micro_batch: int, workers: int = 0,
                     pin_memory: bool = False) -> DataLoader:
     """What training reads: one item a step, the step's micro-batches. Workers start as the platform starts
@@ -150,6 +149,7 @@ def training_loader(dataset: Dataset, batches: Sampler, pad_id: int, micro_batch
                       collate_fn=partial(collate_step, pad_id=pad_id, micro_batch=micro_batch),
                       persistent_workers=workers > 0, pin_memory=pin_memory,
                       multiprocessing_context=multiprocessing.get_all_start_methods()[0] if workers else None)
+
 
 class GlobalBatches(Sampler):
     """The optimizer steps of a run: `sequences` keys (epoch, index) per step, cut from one stream of epochs,
