@@ -127,7 +127,8 @@ def _train(cfg, spend: Budget, data: Prepared, cell: Cell, run):
         val_check_interval=t.eval_every_steps, num_sanity_val_steps=0, use_distributed_sampler=False,
         default_root_dir=cell.dir)
     if t.compile:
-        module.model.compile(dynamic=True)  # in place: the state dict, checkpoints and export keep their names
+        module.model.bert.compile(dynamic=True)  # in place: the state dict, checkpoints and export keep their names;
+        # the encoder, since the loss calls it (and the head) directly, never the model's own forward
     loader = training_loader(data.train, spend.batches, data.tokenizer.pad_token_id, plan.micro_batch, t.num_workers,
                              pin_memory=t.accelerator == "gpu")
     with warnings.catch_warnings():

@@ -33,6 +33,8 @@ MUTATIONS = {
         "ablations/data/masking.py", "else epoch % self.dupe_factor", "else 0"),
     "loader workers started the process's default way (a grid's loky worker cannot)": (
         "ablations/data/masking.py", "multiprocessing.get_all_start_methods()[0] if workers else None", "None"),
+    "trainer.compile compiles the model's own forward, which the loss never calls": (
+        "ablations/pretraining.py", "module.model.bert.compile(dynamic=True)", "module.model.compile(dynamic=True)"),
     "MNLI task score = matched accuracy only": (
         "ablations/glue/stage.py", 'out[f"{task.name}/score"] = statistics.fmean(scores)',
         'out[f"{task.name}/score"] = scores[0]'),

@@ -51,8 +51,11 @@ def lightning(module, steps):
     return time.perf_counter() - start
 
 
-def measure(overrides: list[str], steps: int, rounds: int) -> dict:
-    """Tokens/s of both, the median ratio of rounds, and MFU of each against the measured fp32 matmul peak."""
+def measure(overrides: list[str], steps: int, rounds: int, threads: int | None = None) -> dict:
+    """Tokens/s of both, the median ratio of rounds, and MFU of each against the measured fp32 matmul peak at the
+    same thread count (`threads`, else torch's default)."""
+    if threads:
+        torch.set_num_threads(threads)
     cfg = default_cfg(*overrides)
     data = prepare(cfg, Path(tempfile.mkdtemp()))
     spend = budget(cfg, data)
@@ -68,6 +71,7 @@ def measure(overrides: list[str], steps: int, rounds: int) -> dict:
     peak = compute.cpu_peak()
     rate = {name: tokens / statistics.median(s) for name, s in seconds.items()}
     return {"model": cfg.model.name, "steps": len(batches), "sequences": spend.plan.sequences,
+            "threads": torch.get_num_threads(),
             "ratio": statistics.median(p / l for p, l in zip(seconds["plain"], seconds["lightning"])),
             **{f"{name}_tokens_per_sec": r for name, r in rate.items()},
             **{f"{name}_mfu": r * per_token / peak for name, r in rate.items()}}
@@ -77,10 +81,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=mini")
     args = parser.parse_args()
-    m = measure(args.overrides, args.steps, args.rounds)
-    print(f"model {m['model']}, {m['steps']} steps of {m['sequences']} sequences, {torch.get_num_threads()} threads, "
+    m = measure(args.overrides, args.steps, args.rounds, args.threads)
+    print(f"model {m['model']}, {m['steps']} steps of {m['sequences']} sequences, {m['threads']} threads, "
           f"median of {args.rounds} rounds")
     for name in ("plain", "lightning"):
         print(f"{name:10s} {m[f'{name}_tokens_per_sec']:10.0f} tokens/s, MFU {m[f'{name}_mfu']:.1%}")
