@@ -1,6 +1,6 @@
 """The pretraining step in process, on the pipeline's own data: one step's gradient does not depend on the
-micro-batch size, clipping reaches the optimizer, a resumed loader starts at the checkpoint's step, and the
-curve W&B holds is the curve results.json holds."""
+micro-batch size, clipping reaches the optimizer, a resumed loader starts at the checkpoint's step, the
+curve W&B holds is the curve results.json holds, and trainer.compile compiles the code a step runs."""
 
 
 import pytest
