@@ -69,25 +69,17 @@ def one_step_update(root, *overrides):
 
 
 @pytest.mark.slow
-def test_micro_batch_size_does_not_change_one_steps_gradient(tmp_path):
-    small, _ = one_step_update(tmp_path / "a", "trainer.micro_batch_size=8")
-    whole, _ = one_step_update(tmp_path / "b", "trainer.micro_batch_size=32")
-    untrained, _ = one_step_update(tmp_path / "c", "schedule.lr_scale=1e-12")
-    key = "bert.encoder.layer.0.attention.self.query.weight"
-    step_small, step_whole = small[key] - untrained[key], whole[key] - untrained[key]
-    assert step_whole.abs().max() > 1e-6  # the step moved the weights
-    assert torch.allclose(step_small, step_whole, rtol=1e-3, atol=1e-8)
-
-
-@pytest.mark.slow
-def test_gradient_clipping_reaches_the_optimizer_step(tmp_path):
-    free, r = one_step_update(tmp_path / "a")
-    clipped, c = one_step_update(tmp_path / "b", "schedule.clip_grad_norm=1e-9")
-    untrained, _ = one_step_update(tmp_path / "c", "schedule.lr_scale=1e-12")
-    key = "bert.encoder.layer.0.output.dense.weight"
-    assert (free[key] - untrained[key]).abs().max() > 1e-6
-    assert (clipped[key] - untrained[key]).abs().max() < 1e-9
-    assert r["cell_id"] != c["cell_id"]
+def test_through_run_py_the_micro_batch_size_leaves_one_step_unchanged_and_clipping_reaches_it(tmp_path):
+    untrained, _ = one_step_update(tmp_path / "untrained", "schedule.lr_scale=1e-12")
+    small, _ = one_step_update(tmp_path / "small", "trainer.micro_batch_size=8")
+    whole, free = one_step_update(tmp_path / "whole", "trainer.micro_batch_size=32")
+    clipped, capped = one_step_update(tmp_path / "clipped", "schedule.clip_grad_norm=1e-9")
+    step = lambda weights, key: weights[key] - untrained[key]
+    query, output = "bert.encoder.layer.0.attention.self.query.weight", "bert.encoder.layer.0.output.dense.weight"
+    assert step(whole, query).abs().max() > 1e-6 and step(whole, output).abs().max() > 1e-6  # the step moved them
+    assert torch.allclose(step(small, query), step(whole, query), rtol=1e-3, atol=1e-8)
+    assert step(clipped, output).abs().max() < 1e-9
+    assert free["cell_id"] != capped["cell_id"]
 
 
 def test_the_papers_optimizers_are_science_settings():
