@@ -9,8 +9,6 @@ import re
 import subprocess
 import sys
 
-import torch
-
 import data
 import report
 import train_step
@@ -21,13 +19,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-grid", action="store_true")
     args = parser.parse_args()
-    rows, cores = [], torch.get_num_threads()
-    for model in ("tiny", "mini"):
-        m = train_step.measure([f"model={model}"], steps=150, rounds=5)
+    rows, runs = [], {model: train_step.measure([f"model={model}"], steps=150, rounds=5) for model in ("tiny", "mini")}
+    for model, m in runs.items():
         rows.append((f"Lightning / plain loop, BERT-{model} (median of 5 rounds)", m["ratio"], ">= 0.97", m["ratio"] >= 0.97))
-    one_core = train_step.measure(["model=mini"], steps=100, rounds=1, threads=1)
-    torch.set_num_threads(cores)
-    for m in (m, one_core):  # the mini model's
+    for m in (runs["mini"], train_step.measure(["model=mini"], steps=100, rounds=1, threads=1)):
         rows.append((f"CPU MFU, BERT-mini, {m['threads']} thread(s) (plain loop, vs measured fp32 matmul peak)",
                      m["plain_mfu"], ">= 0.50", m["plain_mfu"] >= 0.5))
     d = data.measure(books=8)

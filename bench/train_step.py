@@ -53,9 +53,9 @@ def lightning(module, steps):
 
 def measure(overrides: list[str], steps: int, rounds: int, threads: int | None = None) -> dict:
     """Tokens/s of both, the median ratio of rounds, and MFU of each against the measured fp32 matmul peak at the
-    same thread count (`threads`, else torch's default)."""
-    if threads:
-        torch.set_num_threads(threads)
+    same thread count (`threads` for this measurement only, else torch's default)."""
+    cores = torch.get_num_threads()
+    torch.set_num_threads(threads or cores)
     cfg = default_cfg(*overrides)
     data = prepare(cfg, Path(tempfile.mkdtemp()))
     spend = budget(cfg, data)
@@ -70,8 +70,9 @@ def measure(overrides: list[str], steps: int, rounds: int, threads: int | None =
     per_token = compute.flops_per_token(cfg.model, len(data.tokenizer), data.stats["tokens_per_sequence"])
     peak = compute.cpu_peak()
     rate = {name: tokens / statistics.median(s) for name, s in seconds.items()}
+    torch.set_num_threads(cores)
     return {"model": cfg.model.name, "steps": len(batches), "sequences": spend.plan.sequences,
-            "threads": torch.get_num_threads(),
+            "threads": threads or cores,
             "ratio": statistics.median(p / l for p, l in zip(seconds["plain"], seconds["lightning"])),
             **{f"{name}_tokens_per_sec": r for name, r in rate.items()},
             **{f"{name}_mfu": r * per_token / peak for name, r in rate.items()}}
