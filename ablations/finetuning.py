@@ -96,8 +96,8 @@ class Stage:
             task_settings = self.settings(group, name, checkpoint.max_length)
             base = {"settings": task_settings, "data_sha": data_sha(splits)}
             try:
-                seeds, extra = self.finetune(cfg, cell, checkpoint, name, splits, {**rec["protocol"], **task_settings},
-                                             fp)
+                seeds, extra = self.finetune(cfg, cell, checkpoint, name, splits,
+                                             {**rec["protocol"], **task_settings, "data_sha": base["data_sha"]}, fp)
             except Exception as err:  # one task failing does not cost the others
                 log.exception("%s %s failed", self.key, name)
                 results[name] = {**base, "status": "failed", "error": f"{type(err).__name__}: {err}"}

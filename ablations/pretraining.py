@@ -114,7 +114,7 @@ def _train(cfg, spend: Budget, data: Prepared, cell: Cell, run):
         sequences=plan.sequences, clip_grad_norm=cfg.schedule.clip_grad_norm, seed=cfg.seed, cell_id=cell.id,
         optimizer={"lr": plan.peak_lr, "weight_decay": cfg.schedule.weight_decay,
                    "betas": list(cfg.schedule.adam_betas), "eps": cfg.schedule.adam_eps})
-    fingerprint = MaskFingerprint()
+    fingerprint = MaskFingerprint(spend.batches)
     every = ({"train_time_interval": timedelta(minutes=t.checkpoint_every_minutes)} if t.checkpoint_every_minutes
              else {"every_n_train_steps": t.checkpoint_every_steps})
     callbacks = [fingerprint, ResumeAtStep(spend.batches), CheckpointThenLog(cell.dir / "checkpoints", save_last=True, **every),
@@ -168,5 +168,7 @@ def _resume_from(folder: Path, cell_id: str) -> Path | None:
 
 
 def _eval_loader(cfg, data: Prepared) -> DataLoader:
-    return DataLoader(data.eval, batch_size=cfg.trainer.micro_batch_size,
+    """With a generator of its own: a DataLoader seeds each iterator from the global stream otherwise, the one
+    dropout draws from, so each held-out evaluation would shift the training after it."""
+    return DataLoader(data.eval, batch_size=cfg.trainer.micro_batch_size, generator=torch.Generator(),
                       collate_fn=partial(collate, pad_id=data.tokenizer.pad_token_id))

@@ -107,6 +107,27 @@ MUTATIONS = {
         "ablations/report/comparisons.py", "control = TABLE2_ROWS[0]", "control = TABLE2_ROWS[1]"),
     "W&B curves read one step late": (
         "ablations/report/runs.py", 'points = {int(h["trainer/global_step"]):', 'points = {int(h["trainer/global_step"]) + 1:'),
+    # an audit of the report and the training path
+    "arms paired on their factors' names alone": (
+        "ablations/report/comparisons.py", "return {k: v for k, v in arms.science(arm).items()",
+        'return {k: v for k, v in arms.science(arm).items() if k.endswith(".name")'),
+    "W&B keeps the other seeds of a task one seed of which diverged": (
+        "ablations/report/runs.py", 'if set(per_seed) != set(runs[cell_id].recipes[stage][fp]["seeds"]):',
+        "if not per_seed:"),
+    "a cell averaging fewer seeds than its arm does not say so": (
+        "ablations/report/tables.py", "if summary is not None and summary.n != arms.finished(arm):", "if False:"),
+    "held-out evaluation draws from dropout's random stream": (
+        "ablations/pretraining.py", "generator=torch.Generator(),", ""),
+    "runs of one fingerprint fine-tuned on other data pooled": (
+        "ablations/report/tables.py", "if run.data_shas.get((stage, fp, task)) != self.data.get((stage, task)):",
+        "if False:"),
+    "a NaN in a results.json reaches the statistics": (
+        "ablations/report/tables.py", "return {k: v for k, v in out.items() if math.isfinite(v)}", "return out"),
+    "SQuAD 2.0 scored at the official search's starting threshold": (
+        "ablations/rc/stage.py", "threshold = _threshold(metrics.squad(golds, answers, null_odds), golds, null_odds)",
+        'threshold = metrics.squad(golds, answers, null_odds)["best_f1_thresh"]'),
+    "the random-weights baseline drawn with or without a pooler": (
+        "ablations/glue/checkpoint.py", "add_pooling_layer=True)", "add_pooling_layer=reuse_pooler)"),
 }
 
 

@@ -4,27 +4,30 @@ logs alone) and an exact resume."""
 import hashlib
 
 import pytorch_lightning as pl
+import torch
 
 
 class MaskFingerprint(pl.Callback):
     """Per epoch, a hash of the masks fed to the probe sequences (the collate digests every fed copy of sequences
     0..PROBE-1): static masking repeats its fingerprints with period dupe_factor, dynamic never repeats one. An
-    epoch's fingerprint is taken when the stream moves past it: every finished epoch has one, a last partial one
-    none."""
+    epoch's fingerprint is taken at the first step that starts past it: every finished epoch has one, a last
+    partial one none. Under DDP each rank feeds a share of every global batch, so an epoch's digests are gathered
+    from all ranks (which close it at the same step) and a checkpoint keeps every rank's pending ones."""
 
-    def __init__(self):
+    def __init__(self, batches):
+        self.batches = batches  # the GlobalBatches: which epoch a step starts in
         self.fingerprints: list[int] = []
         self.pending: dict[int, dict[int, str]] = {}  # epoch -> {index: digest} of probe sequences fed so far
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        for epoch in range(len(self.fingerprints), int(self.batches.epochs(trainer.global_step))):
+            self._close(trainer, epoch)
         for micro_batch in batch:
             for epoch, index, digest in micro_batch["probe"]:
                 self.pending.setdefault(epoch, {})[index] = digest
-        for epoch in sorted(self.pending)[:-1]:
-            self._close(trainer, epoch)
 
     def _close(self, trainer, epoch: int) -> None:
-        digests = self.pending.pop(epoch)
+        digests = _gathered({epoch: self.pending.pop(epoch, {})})[epoch]
         fingerprint = hashlib.sha256("".join(digests[i] for i in sorted(digests)).encode())
         self.fingerprints.append(int(fingerprint.hexdigest()[:8], 16))  # 32 bits: exact in a float metric
         if trainer.logger is not None and trainer.is_global_zero:
@@ -32,11 +35,24 @@ class MaskFingerprint(pl.Callback):
                                        step=trainer.global_step)
 
     def state_dict(self):
-        return {"fingerprints": self.fingerprints, "pending": self.pending}
+        return {"fingerprints": self.fingerprints, "pending": _gathered(self.pending)}
 
     def load_state_dict(self, state_dict):
         self.fingerprints = list(state_dict["fingerprints"])
         self.pending = {int(e): dict(d) for e, d in state_dict["pending"].items()}
+
+
+def _gathered(pending: dict[int, dict[int, str]]) -> dict[int, dict[int, str]]:
+    """Every rank's digests merged (a collective: every rank calls it at the same point); on one device, as is."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return pending
+    shares = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(shares, pending)
+    merged: dict[int, dict[int, str]] = {}
+    for share in shares:
+        for epoch, digests in share.items():
+            merged.setdefault(epoch, {}).update(digests)
+    return merged
 
 
 class ResumeAtStep(pl.Callback):

@@ -1,6 +1,7 @@
 """The multi-device path, run for real on CPUs with the gloo backend: two DDP ranks train one cell (one
-results.json, one W&B run, real tokens summed over ranks), a killed two-rank cell resumes every rank's state
-exactly; and the trainer options of the GPU path reach the trainer, with a single-device fine-tuning stage."""
+results.json, one W&B run, real tokens summed over ranks, both ranks' masks in the logged fingerprints), a killed
+two-rank cell resumes every rank's state exactly; and the trainer options of the GPU path reach the trainer, with a
+single-device fine-tuning stage."""
 
 import json
 
@@ -13,7 +14,7 @@ from ablations.runner import run_cell
 from conftest import SMALL, killed_run, leet, make_cfg, run_py
 
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.num_workers=0",
-       "trainer.micro_batch_size=16", *SMALL, "stage=pretrain"]
+       "trainer.micro_batch_size=16", *SMALL, "stage=pretrain", "masking=static", "masking.dupe_factor=2"]
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,10 @@ def test_two_ranks_finish_one_cell_with_one_results_json_and_one_wandb_run(ddp_c
     root, results = ddp_cell
     assert results["status"] == "ok" and abs(results["tokens_seen"] / 131072 - 1) < 0.02  # summed over both ranks
     assert results["sequences_seen"] == results["steps"] * results["plan"]["sequences"]
+    # each rank feeds half of every global batch, and the logged masks are still those of all: static, period 2
+    fingerprints = results["mask_fingerprints"]
+    assert len(fingerprints) >= 4 and fingerprints[0] != fingerprints[1]
+    assert all(fingerprints[k] == fingerprints[k + 2] for k in range(len(fingerprints) - 2))
     [run_dir] = root.glob("wandb/offline-run-*")
     assert leet(run_dir, "--summary")["run_id"] == results["cell_id"]
 

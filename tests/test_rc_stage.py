@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from ablations.rc.tasks import load
+from ablations.rc.stage import score
+from ablations.rc.tasks import TASKS, Answer, SpanExample, load
 from ablations.runner import run_cell
 from conftest import make_cfg
 from squad_reference import evaluate
@@ -46,6 +47,21 @@ def write_official_files(folder):
                     "questions": ["Who dried the cups?", "Bruno stirred _ ."],
                     "options": [["Mira", "Bruno", "Ada", "Elena"], ["the onion", "the soup", "the cups", "the sink"]],
                     "answers": ["D", "B"]}))
+
+
+def test_squad20_is_reported_at_a_threshold_that_reaches_the_best_f1_even_when_that_is_abstaining_everywhere():
+    """Three dev questions whose best span is wrong (one answerable, two not): abstaining everywhere scores best
+    (F1 66.7). The official search then keeps its starting threshold 0, which as a threshold still answers every
+    question with lower null odds; the stage must report the F1 its threshold reaches, and that is the best one."""
+    examples = [SpanExample("a", "q?", "red cat sat", (Answer("red", 0),)), SpanExample("b", "q?", "red cat sat", ()),
+                SpanExample("c", "q?", "red cat sat", ())]
+    features = [{"offsets": [None, None, (0, 3), (4, 7), (8, 11), None], "example": i} for i in range(3)]
+    logits = [0.0, -9.0, -9.0, -9.0, 1.0, -9.0]  # "sat" (1 + 1) beats the null span (0 + 0): null odds -2
+    scored = score(TASKS["squad20"], examples, features, [(logits, logits)] * 3, {"n_best": 20,
+                                                                                "max_answer_length": 30})
+    m = scored["metrics"]
+    assert m["squad20/best_f1"] == pytest.approx(200 / 3) and m["squad20/f1"] == m["squad20/best_f1"]
+    assert scored["answers"] == {"a": "", "b": "", "c": ""}
 
 
 def test_official_files_give_official_format_predictions_that_reproduce_every_number(tmp_path):

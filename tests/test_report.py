@@ -95,6 +95,34 @@ def test_a_delta_is_the_difference_of_the_cells_beside_it(tmp_path):
     assert float(loss["delta"]) == pytest.approx(-0.1) and loss["n"] == "3"
 
 
+def test_arms_that_differ_in_a_setting_no_factor_names_are_each_paired_with_their_own_control(tmp_path):
+    """masking=static,dynamic masking.dupe_factor=2,10: four arms. At each dupe_factor dynamic is 2 points better
+    on SST-2 and 0.1 nats lower in MLM loss; the two dupe_factors differ far more than that, so pairing a dynamic
+    arm with the other dupe_factor's static arm would turn the effect's sign."""
+    root = tmp_path / "runs"
+    for seed in range(3):
+        for dupe, (accuracy, loss) in ((2, (0.80, 3.0)), (10, (0.85, 2.0))):
+            for masking, gain in (("static", 0), ("dynamic", 1)):
+                cell(root, seed, masking=masking, settings={"masking": {"dupe_factor": dupe}},
+                     glue={"sst2/accuracy": seeds(accuracy + 0.02 * gain + 0.001 * seed)},
+                     metrics={"val/mlm_loss": loss - 0.1 * gain + 0.01 * seed})
+    summary = summary_of(tmp_path)
+    assert float(row(summary, "dynamic − static", "synthetic SST-2 acc")["delta"]) == pytest.approx(2.0)
+    assert float(row(summary, "dynamic − static", "MLM loss (held-out, nats)")["delta"]) == pytest.approx(-0.1)
+
+
+def test_more_data_is_compared_within_each_corpus(tmp_path):
+    """Two corpora at half and all of their data: all of a corpus is 0.1 nats better than its half, and the corpora
+    differ by a whole nat, so comparing across them would report a loss."""
+    root = tmp_path / "runs"
+    for seed in range(2):
+        for corpus, loss in (("synthetic", 2.0), ("books", 3.0)):
+            for size, gain in ((0.5, 0), (None, 1)):
+                cell(root, seed, data=corpus, data_size=size, metrics={"val/mlm_loss": loss - 0.1 * gain + 0.01 * seed})
+    effect = row(summary_of(tmp_path), "data all − 0.5 (more data)", "MLM loss (held-out, nats)")
+    assert float(effect["delta"]) == pytest.approx(-0.1)
+
+
 def test_table2_pairs_every_format_with_segment_pair_nsp(tmp_path):
     root = tmp_path / "runs"
     planted = {("mlm_nsp", "segment_pair"): 0.80, ("mlm_nsp", "sentence_pair"): 0.78,
@@ -192,6 +220,20 @@ def test_failed_missing_and_malformed_runs_appear_as_such(tmp_path):
     assert r"\documentclass" in tex and r"\label{tab:table1}" in tex and "n.s." not in tex.split("tab:table1")[0]
 
 
+def test_a_value_that_is_not_finite_is_left_out_of_its_cell_and_the_cell_says_so(tmp_path):
+    """A results.json written elsewhere (or edited) with a NaN loss in a finished run: the report is still built,
+    and the cell averages the seeds that hold a number."""
+    root = tmp_path / "runs"
+    masking_grid(root, [1.0, 1.2, 0.8])
+    path = next(root.glob("cells/*dynamic*-s0/results.json"))
+    results = json.loads(path.read_text())
+    results["metrics"].update({"val/mlm_loss": float("nan"), "val/perplexity": float("nan")})
+    path.write_text(json.dumps(results))
+    build(str(root), tmp_path / "report")
+    perplexity = row(read_csv(tmp_path / "report" / "tables" / "table1.csv"), "dynamic", "perplexity (held-out)")
+    assert perplexity["n"] == "2" and perplexity["text"] == "10.50 ±0.71 (n=2)"
+
+
 def test_paper_columns_equal_the_reference_values(tmp_path):
     assert paper.value("table1", "dynamic", "sst2").value == 92.9
     assert paper.value("table3", "bsz8k", "perplexity").value == 3.77
@@ -259,21 +301,81 @@ def api_runs(cells: list[dict]) -> list:
         runs.append(types.SimpleNamespace(id=r["cell_id"], name=r["name"], config=config, summary=summary,
                                           state="finished", scan_history=lambda keys, h=history: iter(h)))
         for stage in ("glue", "rc"):
-            for fp, entry in r[stage].items():
+            for fp, entry in (r.get(stage) or {}).items():
                 for task, result in entry["tasks"].items():
                     for seed, run in result["seeds"].items():
                         runs.append(types.SimpleNamespace(
                             id=f"{r['cell_id']}-{fp}-{task}-s{seed}", name=f"{r['name']}-{task}-seed{seed}",
                             config={**r["config"], "cell_id": r["cell_id"], f"{stage}/task": task,
-                                    f"{stage}/seed": int(seed), f"{stage}/fingerprint": fp}, state="finished",
+                                    f"{stage}/seed": int(seed), f"{stage}/fingerprint": fp,
+                                    f"{stage}/protocol": {**entry["recipe"]["protocol"],
+                                                          "data_sha": result.get("data_sha")}}, state="finished",
                             scan_history=lambda keys: iter([]),
-                            summary={f"{stage}/{k}": v for k, v in run["metrics"].items()}))
+                            summary={f"{stage}/{k}": v for k, v in run.get("metrics", {}).items()}))
     return runs
 
 
-def test_default_grid_gives_identical_tables_from_results_offline_wandb_and_the_wandb_api(grid, tmp_path, monkeypatch):
+def serve(monkeypatch, cells: list[dict]) -> None:
+    """wandb.Api serves these cells' runs as the project team/roberta-ablations."""
     import wandb
 
+    served = api_runs(cells)
+
+    class Api:
+        def __init__(self, timeout):
+            pass
+
+        def runs(self, path):
+            assert path == "team/roberta-ablations"
+            return served
+
+    monkeypatch.setattr(wandb, "Api", Api)
+
+
+def test_a_task_with_a_diverged_seed_is_left_out_from_every_source_and_its_cell_says_so(tmp_path, monkeypatch):
+    """results.json drops a task when one of its fine-tuning seeds diverged; in W&B that seed's run finished with
+    no scores while the others hold theirs. Both sources must leave the whole task out, or the W&B tables would
+    rest on the seeds that happened not to diverge. The cell then holds fewer pretraining seeds than its arm, and
+    says so."""
+    root = tmp_path / "runs"
+    masking_grid(root, [2.0, 2.2, 1.8])
+    path = next(root.glob("cells/*dynamic*-s0/results.json"))
+    diverged = json.loads(path.read_text())
+    task = diverged["glue"]["fp1"]["tasks"]["sst2"]
+    task["seeds"]["3"] = {"status": "diverged"}
+    task.update(status="diverged", diverged_seeds=[3])
+    path.write_text(json.dumps(diverged))
+    build(str(root), tmp_path / "from_results")
+    serve(monkeypatch, [json.loads(p.read_text()) for p in root.glob("cells/*/results.json")])
+    build("wandb:team/roberta-ablations", tmp_path / "from_api")
+    assert tables_of(tmp_path / "from_api") == tables_of(tmp_path / "from_results")
+    sst2 = row(read_csv(tmp_path / "from_results" / "tables" / "table1.csv"), "dynamic", "synthetic SST-2 acc")
+    assert sst2["n"] == "2" and sst2["text"].endswith("(n=2)")  # the arm's n column says 3 pretraining seeds
+    markdown = (tmp_path / "from_results" / "report.md").read_text().splitlines()
+    assert f" {sst2['text']} |" in next(line for line in markdown if line.startswith("| dynamic | 3 |"))
+
+
+def test_runs_fine_tuned_on_other_data_under_one_fingerprint_are_not_pooled(tmp_path, monkeypatch):
+    """A fingerprint leaves out where the task files are (their content is hashed per task instead): cells of one
+    fingerprint fine-tuned on two versions of SST-2 must not share a cell. The version most runs hold fills the
+    columns, the others are named, from results.json and from W&B alike."""
+    root = tmp_path / "runs"
+    for seed, sha, accuracy in ((0, "aaaa", 0.80), (1, "aaaa", 0.81), (2, "bbbb", 0.95)):
+        for masking in ("static", "dynamic"):
+            results = cell(root, seed, masking=masking, glue={"sst2/accuracy": seeds(accuracy)})
+            results["glue"]["fp1"]["tasks"]["sst2"]["data_sha"] = sha
+            (root / "cells" / results["cell_id"] / "results.json").write_text(json.dumps(results))
+    build(str(root), tmp_path / "from_results")
+    sst2 = row(read_csv(tmp_path / "from_results" / "tables" / "table1.csv"), "static", "synthetic SST-2 acc")
+    assert sst2["text"] == "80.5 ±0.7 (n=2)"
+    header = (tmp_path / "from_results" / "report.md").read_text()
+    assert "sst2: 2 runs fine-tuned on other data (bbbb) left out, the columns hold data aaaa (4 runs)" in header
+    serve(monkeypatch, [json.loads(p.read_text()) for p in root.glob("cells/*/results.json")])
+    build("wandb:team/roberta-ablations", tmp_path / "from_api")
+    assert tables_of(tmp_path / "from_api") == tables_of(tmp_path / "from_results")
+
+
+def test_default_grid_gives_identical_tables_from_results_offline_wandb_and_the_wandb_api(grid, tmp_path, monkeypatch):
     root, _ = grid
     build(str(root / "cells"), tmp_path / "from_results")
     build(f"wandb-offline:{root / 'wandb'}", tmp_path / "from_wandb")
@@ -285,17 +387,7 @@ def test_default_grid_gives_identical_tables_from_results_offline_wandb_and_the_
     curves = lambda source: {r.cell_id: r.curve for r in load(source).runs}
     assert curves(str(root / "cells")) == curves(f"wandb-offline:{root / 'wandb'}")
 
-    served = api_runs([json.loads(p.read_text()) for p in root.glob("cells/*/results.json")])
-
-    class Api:
-        def __init__(self, timeout):
-            pass
-
-        def runs(self, path):
-            assert path == "team/roberta-ablations"
-            return served
-
-    monkeypatch.setattr(wandb, "Api", Api)
+    serve(monkeypatch, [json.loads(p.read_text()) for p in root.glob("cells/*/results.json")])
     build("wandb:team/roberta-ablations", tmp_path / "from_api")
     assert tables_of(tmp_path / "from_api") == expected
     assert curves("wandb:team/roberta-ablations") == curves(str(root / "cells"))

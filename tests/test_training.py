@@ -1,6 +1,7 @@
 """The pretraining step in process, on the pipeline's own data: one step's gradient does not depend on the
 micro-batch size, clipping reaches the optimizer, a resumed loader starts at the checkpoint's step, the
-curve W&B holds is the curve results.json holds, and trainer.compile compiles the code a step runs."""
+curve W&B holds is the curve results.json holds, a held-out evaluation leaves the training unchanged, and
+trainer.compile compiles the code a step runs."""
 
 
 import pytest
@@ -90,3 +91,15 @@ def test_trainer_compile_runs_the_encoder_compiled(tmp_path, monkeypatch):
     results = run_cell(make_cfg(*NO_DROPOUT, "stage=pretrain", "schedule.total_tokens=8000", "trainer.compile=true",
                                 "logger=none", root=tmp_path))
     assert results["status"] == "ok" and counters["stats"]["unique_graphs"] >= 1
+
+
+def test_held_out_evaluation_during_training_leaves_the_training_unchanged(tmp_path):
+    """trainer.eval_every_steps is an implementation setting: a held-out evaluation must not draw from the random
+    stream dropout uses (a DataLoader's iterator takes its seed there), or turning it on changes every later step,
+    and a cell resumed from a checkpoint taken before an evaluation is no longer the uninterrupted one."""
+    base = ["data.sources.synthetic.num_documents=40", "schedule.total_tokens=16384", "trainer.log_every_steps=2",
+            "stage=pretrain", "logger=none"]
+    plain = run_cell(make_cfg(*base, root=tmp_path / "plain"))
+    evaluated = run_cell(make_cfg(*base, "trainer.eval_every_steps=3", root=tmp_path / "evaluated"))
+    assert plain["steps"] > 6 and evaluated["curve"] == plain["curve"]
+    assert evaluated["metrics"]["val/mlm_loss"] == plain["metrics"]["val/mlm_loss"]

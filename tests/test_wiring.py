@@ -1,6 +1,7 @@
 """How the pieces connect, in process through the runner and the pipeline: the masked-positions MLM head, the
 optimizer a cell gets, a diverging cell, force=true, a WordPiece cell end to end, books_wiki's weights, and the
-fine-tuning options (best epoch, the reused pooler, the random-weights baseline)."""
+fine-tuning options (best epoch, the reused pooler, the random-weights baseline, the same with or without a
+pooler)."""
 
 import json
 
@@ -129,3 +130,20 @@ def test_reuse_pooler_loads_the_nsp_trained_pooler_and_the_default_leaves_it_out
     trained = AutoModel.from_pretrained(results["model_dir"]).pooler.dense.weight
     assert torch.equal(from_pretrained(results["model_dir"], reuse_pooler=True).model.pooler.dense.weight, trained)
     assert from_pretrained(results["model_dir"], reuse_pooler=False).model.pooler is None
+
+
+def test_the_random_weights_baseline_is_the_same_encoder_with_or_without_the_pooler(tmp_path):
+    """glue.protocol.reuse_pooler is a GLUE setting: reading comprehension keys its results without it, so the
+    untrained encoder it fine-tunes must not depend on whether a pooler was built beside it."""
+    from ablations.glue.checkpoint import random_init
+
+    cfg = make_cfg(*TINY)
+    tokenizer = prepare(cfg, tmp_path).tokenizer
+    encoders = []
+    for reuse_pooler in (False, True):
+        torch.manual_seed(0)  # as the runner seeds before building the baseline
+        checkpoint = random_init(dict(cfg.model), tokenizer, reuse_pooler, cfg.seq_len)
+        assert (checkpoint.model.pooler is not None) == reuse_pooler
+        encoders.append({k: v for k, v in checkpoint.model.state_dict().items() if not k.startswith("pooler.")})
+    assert encoders[0].keys() == encoders[1].keys()
+    assert all(torch.equal(encoders[0][k], encoders[1][k]) for k in encoders[0])

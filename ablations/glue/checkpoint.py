@@ -71,10 +71,14 @@ def _trained_length(config, tokenizer) -> int:
 
 
 def random_init(model_cfg: dict, tokenizer, reuse_pooler: bool, seq_len: int) -> Checkpoint:
-    """Untrained weights, capped at the arm's seq_len like the pretrained checkpoints they are a baseline for."""
+    """Untrained weights, capped at the arm's seq_len like the pretrained checkpoints they are a baseline for. The
+    pooler is always built and then dropped where unused: building it draws random numbers, and the encoder must
+    not depend on a GLUE setting (reading comprehension keys its results without it)."""
     from transformers import BertModel
 
     from lightning_modules.pretrain import bert_config
 
-    config = bert_config(model_cfg, len(tokenizer), tokenizer.pad_token_id)
-    return Checkpoint("random", tokenizer, BertModel(config, add_pooling_layer=reuse_pooler), seq_len, "random")
+    model = BertModel(bert_config(model_cfg, len(tokenizer), tokenizer.pad_token_id), add_pooling_layer=True)
+    if not reuse_pooler:
+        model.pooler = None
+    return Checkpoint("random", tokenizer, model, seq_len, "random")

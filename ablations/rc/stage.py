@@ -78,11 +78,20 @@ def score(task: tasks.Task, examples: list, dev_features: list[dict], prediction
     if not task.unanswerable:
         values = metrics.squad(golds, answers)
         return {"metrics": {**_named(task, values), f"{task.name}/score": values["f1"]}, "answers": answers}
-    threshold = metrics.squad(golds, answers, null_odds)["best_f1_thresh"]
+    threshold = _threshold(metrics.squad(golds, answers, null_odds), golds, null_odds)
     values = {**metrics.squad(golds, answers, null_odds, threshold), "threshold": threshold}
     answers = {qid: "" if null_odds[qid] > threshold else text for qid, text in answers.items()}
     return {"metrics": {**_named(task, values), f"{task.name}/score": values["f1"]}, "answers": answers,
             "null_odds": null_odds}
+
+
+def _threshold(best: dict, golds: dict, null_odds: dict) -> float:
+    """The null-odds threshold that reaches best_f1. Where abstaining everywhere is best, the official search keeps
+    its starting value 0, which would still answer every question with lower odds: then one below them all."""
+    abstain = 100 * sum(not g for g in golds.values()) / len(golds)
+    if best["best_f1"] == abstain and null_odds:
+        return min(null_odds.values()) - 1.0
+    return best["best_f1_thresh"]
 
 
 def _named(task: tasks.Task, values: dict) -> dict:

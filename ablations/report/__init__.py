@@ -84,6 +84,13 @@ def _header(loaded, arms: tables.Arms, counts: dict[str, Counter]) -> list[str]:
         if others:
             line += (f"; runs fine-tuned under other fingerprints left out of its columns (--{stage} picks one): "
                      + ", ".join(others))
+        for (held, task), versions in sorted(arms.data_versions.items()):
+            used = arms.data[(held, task)]
+            other = [sha for sha in versions if sha != used]
+            if held == stage and other:
+                line += (f"; {task}: {sum(versions[sha] for sha in other)} runs fine-tuned on other data "
+                         f"({', '.join(map(str, other))}) left out, the columns hold data {used} "
+                         f"({versions[used]} runs)")
         lines.append(line + ".")
     return lines
 

@@ -18,17 +18,24 @@ EFFECT_STATISTIC = ("Each effect is the same contrast of the cells' means (treat
 
 @dataclass(frozen=True)
 class Factor:
-    """One row of effects: treatment arms against control arms that agree on every other factor."""
+    """One row of effects: treatment arms against control arms that agree on every science setting but the ones
+    that make the factor's levels (`varies`: dotted settings, a group's name for all of its settings). Agreeing
+    on the other factors is not enough: arms that differ in a setting no factor names (masking.dupe_factor, a
+    token budget) or in the corpus are not each other's control."""
     name: str
-    keys: tuple[str, ...]
+    varies: tuple[str, ...]
     control: dict
     treatment: dict
     paper: object  # column -> PaperValue | None
 
     def pairs(self, arms: Arms) -> list[tuple[tuple, tuple]]:
-        rest = lambda arm: tuple((k, v) for k, v in arm if k not in self.keys and k != "arm")
-        control = {rest(a): a for a in arms.find(**self.control)}
-        return [(control[rest(t)], t) for t in arms.find(**self.treatment) if rest(t) in control]
+        """Every (control, treatment) that agree on the rest; a treatment with two such controls (arms that differ
+        only in a setting the factor varies) is compared with their mean."""
+        def rest(arm):
+            return {k: v for k, v in arms.science(arm).items()
+                    if not any(k == s or k.startswith(s + ".") for s in self.varies)}
+        controls = arms.find(**self.control)
+        return [(c, t) for t in arms.find(**self.treatment) for c in controls if rest(c) == rest(t)]
 
     def effect(self, arms: Arms, column: Column, target: float | None = None) -> stats.Effect | None:
         pairs = self.pairs(arms)
@@ -38,11 +45,14 @@ class Factor:
         return stats.contrast(terms, target)
 
 
+SCHEDULE_PRESET = tuple(f"schedule.{k}" for k in ("name", "batch_size", "peak_lr", "paper_steps"))  # conf/schedule
+
+
 def factors(arms: Arms) -> list[Factor]:
     """The effects the runs can estimate, named as the paper reads them."""
     out = []
     if arms.find(masking="static") and arms.find(masking="dynamic"):
-        out.append(Factor("dynamic − static masking", ("masking",), {"masking": "static"}, {"masking": "dynamic"},
+        out.append(Factor("dynamic − static masking", ("masking.name",), {"masking": "static"}, {"masking": "dynamic"},
                           lambda c: paper.delta("table1", "dynamic", "static", c)))
     control = TABLE2_ROWS[0]
     for label, row, where in TABLE2_ROWS[1:]:
@@ -53,12 +63,12 @@ def factors(arms: Arms) -> list[Factor]:
                               or (paper.bert_no_nsp(c) if row == "full_sentences" else None)))
     batches = [b for b in ("bsz256", "bsz2k", "bsz8k") if arms.find(schedule=b)]
     for larger in batches[1:]:
-        out.append(Factor(f"{larger} − {batches[0]} (larger batch)", ("schedule",), {"schedule": batches[0]},
+        out.append(Factor(f"{larger} − {batches[0]} (larger batch)", SCHEDULE_PRESET, {"schedule": batches[0]},
                           {"schedule": larger}, lambda c, b=larger: paper.delta("table3", b, batches[0], c)
                           if batches[0] == "bsz256" else None))
     sizes = sorted({dict(a)["data_size"] for a in arms.by_arm}, key=lambda s: arms.train_tokens(data_size=s))
     for larger in sizes[1:]:
-        out.append(Factor(f"data {show(larger)} − {show(sizes[0])} (more data)", ("data", "data_size"),
+        out.append(Factor(f"data {show(larger)} − {show(sizes[0])} (more data)", ("data.size",),
                           {"data_size": sizes[0]}, {"data_size": larger},
                           lambda c: paper.delta("table4", "roberta_more_data_100k", "roberta_books_wiki_100k", c)))
     return out

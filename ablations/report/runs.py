@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ablations.cell import SCHEMA_VERSION
+from ablations.cell import SCHEMA_VERSION, SCIENCE
 from ablations.config import ConfigError
 
 STAGES = ("glue", "rc")  # the fine-tuning stages, as results.json and W&B name them
@@ -34,11 +34,13 @@ class Run:
     tokens_seen: int | None = None
     metrics: dict = field(default_factory=dict)
     finetune: dict = field(default_factory=dict)  # {stage: {fingerprint: {metric key: {fine-tuning seed: value}}}}
+    data_shas: dict = field(default_factory=dict)  # {(stage, fingerprint, task): a hash of the examples it fed}
     recipes: dict = field(default_factory=dict)   # {stage: {fingerprint: its recipe (source, protocol, seeds, ...)}}
     curve: list = field(default_factory=list)
     corpus: str = ""  # what the pretraining text was, for captions
     arm_id: str = ""  # a hash of the science settings without the seed
     compute: dict = field(default_factory=dict)  # FLOPs per token, total FLOPs, MFU (ablations/compute.py)
+    science: dict = field(default_factory=dict)  # {"masking.dupe_factor": 10, ...}: what arms are paired on
 
     @property
     def arm(self) -> tuple:
@@ -89,20 +91,33 @@ def _results(folder: Path) -> Loaded:
 
 
 def _from_results(r: dict, where: str) -> Run:
-    finetune, recipes = {}, {}
+    finetune, recipes, data_shas = {}, {}, {}
     for stage in STAGES:
         for fp, entry in (r.get(stage) or {}).items():
             recipes.setdefault(stage, {})[fp] = entry["recipe"]
-            for task in entry["tasks"].values():
+            for name, task in entry["tasks"].items():
                 if task["status"] == "ok":
+                    data_shas[(stage, fp, name)] = task.get("data_sha")
                     for seed, result in task["seeds"].items():
                         for key, value in result["metrics"].items():
                             finetune.setdefault(stage, {}).setdefault(fp, {}).setdefault(key, {})[int(seed)] = value
     return Run(cell_id=r["cell_id"], name=r["name"], status=r["status"], factors=dict(r["factors"]), where=where,
                plan=r.get("plan") or {}, seq_len=r["config"]["seq_len"], train_tokens=(r.get("data") or {}).get(
                    "train_tokens"), tokens_seen=r.get("tokens_seen"), metrics=_plain(r.get("metrics") or {}),
-               finetune=finetune, recipes=recipes, curve=[tuple(p) for p in r.get("curve") or []],
-               corpus=describe_corpus(r["config"]["data"]), arm_id=r["arm_id"], compute=r.get("compute") or {})
+               finetune=finetune, recipes=recipes, data_shas=data_shas, curve=[tuple(p) for p in r.get("curve") or []],
+               corpus=describe_corpus(r["config"]["data"]), arm_id=r["arm_id"], compute=r.get("compute") or {},
+               science=science_settings(r["config"]))
+
+
+def science_settings(config: dict) -> dict:
+    """The science settings but the seed, one dotted key per value, lists as tuples: the same from results.json and
+    from W&B (which keeps no empty dict)."""
+    def flat(prefix: str, value) -> dict:
+        if isinstance(value, dict):
+            return {k: v for key, sub in value.items() for k, v in flat(f"{prefix}.{key}", sub).items()}
+        return {prefix: tuple(value) if isinstance(value, list) else value}
+
+    return {k: v for key in SCIENCE if key != "seed" and key in config for k, v in flat(key, config[key]).items()}
 
 
 def describe_corpus(data: dict) -> str:
@@ -209,9 +224,11 @@ def _from_wandb(records: list[_Record], skipped: list[str], source: str) -> Load
                 metrics=_plain({k: v for k, v in summary.items() if "/" in k
                                 and not k.startswith(("plan/", "compute/", "_"))}),
                 curve=_curve(parts), corpus=describe_corpus(config["data"]), arm_id=config["arm_id"],
-                compute={k.removeprefix("compute/"): v for k, v in summary.items() if k.startswith("compute/")})
+                compute={k.removeprefix("compute/"): v for k, v in summary.items() if k.startswith("compute/")},
+                science=science_settings(config))
         except KeyError as err:
             skipped.append(f"{source} run {cell_id}: malformed (no {err})")
+    scored: dict[tuple, dict[int, dict]] = {}  # (cell, stage, fingerprint, task) -> {seed: its scores}
     for record in finetunes:
         run = runs.get(record.config.get("cell_id"))
         if run is None or record.state != "finished":
@@ -220,10 +237,18 @@ def _from_wandb(records: list[_Record], skipped: list[str], source: str) -> Load
         task, seed, fp = (record.config[f"{stage}/{k}"] for k in ("task", "seed", "fingerprint"))
         # the whole stage config: W&B keeps no empty dicts to rebuild the recipe
         run.recipes.setdefault(stage, {})[fp] = record.config[stage]
-        for key, value in record.summary.items():
-            if key.startswith(f"{stage}/") and key.count("/") == 2 and key.split("/")[1] in (task, f"{task}_mm"):
-                run.finetune.setdefault(stage, {}).setdefault(fp, {}).setdefault(key.removeprefix(f"{stage}/"), {})[
-                    int(seed)] = value
+        scores = {key.removeprefix(f"{stage}/"): value for key, value in record.summary.items()
+                  if key.startswith(f"{stage}/") and key.count("/") == 2 and key.split("/")[1] in (task, f"{task}_mm")}
+        if scores:  # a diverged seed's run finishes with none
+            scored.setdefault((run.cell_id, stage, fp, task), {})[int(seed)] = scores
+            run.data_shas[(stage, fp, task)] = record.config[f"{stage}/protocol"].get("data_sha")
+    for (cell_id, stage, fp, task), per_seed in scored.items():
+        if set(per_seed) != set(runs[cell_id].recipes[stage][fp]["seeds"]):
+            runs[cell_id].data_shas.pop((stage, fp, task))
+            continue  # a seed diverged, failed or never ran: results.json leaves the whole task out, so do we
+        for seed, scores in per_seed.items():
+            for key, value in scores.items():
+                runs[cell_id].finetune.setdefault(stage, {}).setdefault(fp, {}).setdefault(key, {})[seed] = value
     return Loaded(list(runs.values()), skipped, source)
 
 

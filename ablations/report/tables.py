@@ -5,6 +5,8 @@ GLUE, the median over its fine-tuning seeds), ± the std between pretraining see
 numbers in `records` (the CSV) and its cells as text (Markdown, LaTeX, HTML), and says what its runs were.
 """
 
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -62,6 +64,14 @@ class Arms:
         self.by_arm = dict(sorted(by_arm.items(), key=lambda kv: str(kv[0])))
         self.recipes = {stage: next((r.recipes[stage][fp] for r in runs if fp in r.recipes.get(stage, {})), None)
                         for stage, fp in fingerprints.items()}
+        # {(stage, task): Counter of data hashes}: a fingerprint leaves out where the task files are, so runs of
+        # one fingerprint may have fed other examples; the version most runs fed fills the columns
+        self.data_versions: dict[tuple, Counter] = {}
+        for run in runs:
+            for (stage, fp, task), sha in run.data_shas.items():
+                if fp == fingerprints.get(stage):
+                    self.data_versions.setdefault((stage, task), Counter())[sha] += 1
+        self.data = {key: max(sorted(c, key=str), key=c.get) for key, c in self.data_versions.items()}
 
     @property
     def recipe(self) -> dict | None:
@@ -81,6 +91,10 @@ class Arms:
     def find(self, **factors) -> list[tuple]:
         return [arm for arm in self.by_arm if all(dict(arm)[k] == v for k, v in factors.items())]
 
+    def science(self, arm: tuple) -> dict:
+        """The arm's science settings but the seed (one arm id: the same in each of its runs)."""
+        return self.by_arm[arm][0].science
+
     def values(self, arm: tuple, key: str, scale: float = 1.0) -> dict[tuple, float]:
         """{(pretraining seed, fine-tuning seed) or (pretraining seed,): value} over the arm's finished runs."""
         out = {}
@@ -89,12 +103,15 @@ class Arms:
                 continue
             stage, _, metric = key.partition(":")
             if metric:
-                held = run.finetune.get(stage, {}).get(self.fingerprints.get(stage), {})
+                fp, task = self.fingerprints.get(stage), metric.split("/")[0].removesuffix("_mm")
+                if run.data_shas.get((stage, fp, task)) != self.data.get((stage, task)):
+                    continue
+                held = run.finetune.get(stage, {}).get(fp, {})
                 for seed, value in held.get(metric, {}).items():
                     out[(run.factors["seed"], seed)] = value * scale
             elif key in run.metrics:
                 out[(run.factors["seed"],)] = run.metrics[key] * scale
-        return out
+        return {k: v for k, v in out.items() if math.isfinite(v)}  # a NaN in a hand-edited results.json: missing
 
     def summary(self, arm: tuple | None, column: Column) -> stats.Summary | None:
         if arm is None or column.key is None:
@@ -105,12 +122,15 @@ class Arms:
         """The training tokens of the arms with these factors: how data sizes are ordered."""
         return max((r.train_tokens or 0) for arm in self.find(**factors) for r in self.by_arm[arm])
 
+    def finished(self, arm: tuple) -> int:
+        return sum(r.status == OK for r in self.by_arm[arm])
+
     def status(self, arm: tuple) -> str:
         """How many pretraining seeds finished, and what happened to the others, e.g. '2 (1 of 3 failed)'."""
         runs = self.by_arm[arm]
         bad = [r.status for r in runs if r.status != OK]
         note = ", ".join(f"{bad.count(s)} of {len(runs)} {s}" for s in sorted(set(bad)))
-        return f"{len(runs) - len(bad)}" + (f" ({note})" if note else "")
+        return f"{self.finished(arm)}" + (f" ({note})" if note else "")
 
     @cached_property
     def varying(self) -> list[str]:
@@ -219,13 +239,18 @@ def arm_table(arms: Arms, key: str, title: str, paper_table: str, factor_rows: l
                 cells = [arms.status(arm)] + [_setting(arms.by_arm[arm], s[1]) for s in settings]
             for column in columns:
                 summary = arms.summary(arm, column)
+                text = fmt(summary, column.digits)
+                if summary is not None and summary.n != arms.finished(arm):
+                    text += f" (n={summary.n})"
                 p = paper.value(paper_table, paper_row, column.paper) if column.paper else None
-                table.records.append({"row": name, "column": arms.column_label(column), "text": fmt(summary, column.digits),
+                table.records.append({"row": name, "column": arms.column_label(column), "text": text,
                                       **({} if summary is None else {"n": summary.n, "mean": summary.mean,
                                                                      "std": summary.std}), **paper_record(p)})
-                cells += [fmt(summary, column.digits)] + ([fmt_paper(p)] if column.paper else [])
+                cells += [text] + ([fmt_paper(p)] if column.paper else [])
             table.rows.append([name] + cells)
-    table.footnotes.append(CELL_STATISTIC)
+    table.footnotes += [CELL_STATISTIC, "(n=k) after a cell: only k of the arm's finished pretraining seeds hold that "
+                        "value (for the others the task's fine-tuning failed or diverged in some seed, or the value "
+                        "is not a finite number)."]
     return table
 
 
