@@ -395,11 +395,15 @@ def test_default_grid_gives_identical_tables_from_results_offline_wandb_and_the_
 
 def test_the_offline_wandb_reader_works_when_the_venvs_bin_is_not_on_path(grid, tmp_path):
     root, _ = grid
+    cell_id = json.loads(next(root.glob("cells/*/results.json")).read_text())["cell_id"]
+    [run_dir] = (root / "wandb").glob(f"offline-run-*-{cell_id}")  # one cell's run: W&B's CLI reads it or fails
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / run_dir.name).symlink_to(run_dir)
     env = {**os.environ, "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "ablations.report", "--source", f"wandb-offline:{root / 'wandb'}",
+    result = subprocess.run([sys.executable, "-m", "ablations.report", "--source", f"wandb-offline:{tmp_path / 'runs'}",
                              "--out", str(tmp_path / "out")], capture_output=True, text=True, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert (tmp_path / "out" / "report.md").is_file()
+    assert "1 runs in 1 arms: 1 ok" in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_the_grid_ends_with_its_report_in_the_sweep_folder(grid):
