@@ -16,7 +16,7 @@ warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` i
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from ablations.config import ConfigError
+    from ablations.config import ConfigError, FineTuningFailed
     from ablations.grid import dry_run, record
 
     try:
@@ -24,11 +24,13 @@ def main(cfg: DictConfig) -> None:
             status, cost = dry_run(cfg)
             record(status, extra=cost)
         else:
-            from ablations.runner import run_cell  # torch, Lightning, transformers: seconds to import
+            from ablations.runner import check_finished, run_cell  # torch, Lightning, transformers: seconds to import
 
-            record(run_cell(cfg)["status"])
+            results = run_cell(cfg)
+            check_finished(cfg, results)
+            record(results["status"])
     except Exception as err:  # a cell that got that far has written results.json with status failed
-        if isinstance(err, ConfigError):
+        if isinstance(err, (ConfigError, FineTuningFailed)):  # a failed task's traceback is in the log already
             log.error("%s", err)
         else:
             log.exception("cell failed")

@@ -12,18 +12,19 @@ import json
 import math
 import os
 import platform
+import re
 import time
 from pathlib import Path
 
 import torch
 
-from ablations.config import ConfigError
+from ablations.config import PRECISION_DTYPE, ConfigError
 
 MASK_RATE = 0.15
 GPU_CHECK = Path(__file__).resolve().parent.parent / "bench" / "results" / "gpu_check.json"
 DEFAULT_MFU = 0.4
 SLURM_LIMIT_HOURS = 96  # conf/hydra/launcher/slurm.yaml: timeout_min 1440 x (max_num_timeout 3 + 1)
-# Dense (no sparsity) peaks from NVIDIA's datasheets, per dtype; a device is matched by a substring of its name.
+# Dense (no sparsity) peaks from NVIDIA's datasheets, per dtype; a device is matched by the words of its name.
 GPU_PEAKS = {
     "h200": {"bf16": 989e12, "fp16": 989e12, "tf32": 494e12, "fp32": 67e12},
     "h100": {"bf16": 989e12, "fp16": 989e12, "tf32": 494e12, "fp32": 67e12},  # SXM
@@ -32,8 +33,6 @@ GPU_PEAKS = {
     "l4": {"bf16": 121e12, "fp16": 121e12, "tf32": 60e12, "fp32": 30e12},
     "a10g": {"bf16": 125e12, "fp16": 125e12, "tf32": 62.5e12, "fp32": 31.2e12},
 }
-PRECISION_DTYPE = {"bf16-mixed": "bf16", "bf16-true": "bf16", "16-mixed": "fp16", "16-true": "fp16",
-                   "32-true": "fp32", "32": "fp32"}
 
 
 def flops_per_token(model: dict, vocab_size: int, tokens_per_sequence: float) -> float:
@@ -49,7 +48,8 @@ def gpu_peak(name: str, precision: str) -> float | None:
     name, dtype = name.lower(), PRECISION_DTYPE.get(str(precision), "fp32")
     if dtype == "fp32" and torch.backends.cuda.matmul.allow_tf32:
         dtype = "tf32"
-    chip = max((c for c in GPU_PEAKS if all(part in name for part in c.split())), key=len, default=None)
+    words = set(re.findall(r"[a-z0-9]+", name))  # whole words: "l4" is in "NVIDIA L40S", not one of its words
+    chip = max((c for c in GPU_PEAKS if words.issuperset(c.split())), key=len, default=None)
     return None if chip is None else GPU_PEAKS[chip][dtype]
 
 

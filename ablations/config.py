@@ -1,14 +1,20 @@
 """Checks a composed config and derives the training plan, so bad input fails before any work starts."""
 
 import math
+import os
 from dataclasses import dataclass
 
+from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 
 class ConfigError(ValueError):
     """Bad user input. The message names the key or file and what is allowed."""
+
+
+class FineTuningFailed(Exception):
+    """Fine-tuning tasks of a cell raised: results.json keeps everything else, but the cell is not finished."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,12 @@ class Plan:
     micro_batch: int    # per rank; an implementation setting that never changes results
 
 
+# trainer.precision -> the dtype of the peak its MFU and cost are measured against. Lightning also takes older
+# names (bf16, 16) and trains them mixed: refused here, so no cell is costed or measured against the fp32 peak.
+PRECISION_DTYPE = {"bf16-mixed": "bf16", "bf16-true": "bf16", "16-mixed": "fp16", "16-true": "fp16",
+                   "32-true": "fp32", "32": "fp32"}
+
+
 def check(cfg: DictConfig) -> None:
     try:
         OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
@@ -36,6 +48,8 @@ def check(cfg: DictConfig) -> None:
     if not 8 <= cfg.seq_len <= cfg.model.max_position_embeddings:
         raise ConfigError(f"seq_len={cfg.seq_len}: allowed 8 to model.max_position_embeddings "
                           f"({cfg.model.max_position_embeddings})")
+    if str(cfg.trainer.precision) not in PRECISION_DTYPE:
+        raise ConfigError(f"trainer.precision={cfg.trainer.precision}: allowed {', '.join(PRECISION_DTYPE)}")
     _batch(cfg)
 
 
@@ -67,6 +81,8 @@ def _check_data(d):
             raise ConfigError(f"data.sources.{name}.type={src.type}: allowed synthetic, text_files, hub")
         if not src.weight > 0:
             raise ConfigError(f"data.sources.{name}.weight={src.weight}: allowed a number > 0")
+        if src.type == "text_files" and src.path is not None:  # absolute before the cell id and cache keys hash it
+            src.path = to_absolute_path(os.path.expanduser(src.path))
     size = d.size
     if size is not None and not ((isinstance(size, int) and size > 1) or (isinstance(size, float) and 0 < size <= 1)):
         raise ConfigError(f"data.size={size}: allowed null (all), a token count > 1, or a fraction in (0, 1]")

@@ -9,13 +9,16 @@ what the model was pretrained on) are those of the run asking for it. One task f
 
 import hashlib
 import logging
+import os
 import random
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
@@ -144,13 +147,30 @@ def data_sha(splits: dict[str, list]) -> str:
     return digest.hexdigest()[:16]
 
 
+@contextmanager
+def _deterministic_here():
+    """Trainer(deterministic=True) switches torch's deterministic algorithms on for the whole process and sets
+    cuBLAS's workspace: both are put back, so the next cell a grid process runs pretrains as it would alone."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    workspace = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+        if workspace is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = workspace
+
+
 def fit(cfg, cell, stage: str, task: str, seed: int, module, train: DataLoader, dev: list[DataLoader],
         protocol: dict, fp: str) -> tuple[dict, dict]:
     """One fine-tuning run in its own W&B run: the seed's result (status, reported epoch, metrics, every epoch's
     dev score) and the reported epoch's dev predictions {split: [...]}."""
     t = cfg.trainer
     steps = len(train) * protocol["epochs"]
-    with finetune_run(cfg, cell, stage, task, seed, protocol, fp) as run:
+    with finetune_run(cfg, cell, stage, task, seed, protocol, fp) as run, _deterministic_here():
         trainer = pl.Trainer(accelerator=t.accelerator, devices=1, precision=t.precision,
                              max_epochs=protocol["epochs"], logger=SafeWandbLogger(experiment=run) if run else False,
                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,

@@ -48,6 +48,12 @@ def record(status: str, error: str | None = None, extra: dict | None = None) -> 
 
 
 class GridEnd(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        """A sweep folder a grid reuses (a fixed hydra.sweep.dir) holds an earlier grid's outcomes: cleared, so the
+        summary and exit status count this grid's cells only."""
+        for path in Path(config.hydra.sweep.dir).glob(f"*/{OUTCOME}"):
+            path.unlink()
+
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep = Path(config.hydra.sweep.dir)
         outcomes = [json.loads(p.read_text()) for p in sorted(sweep.glob(f"*/{OUTCOME}"))]

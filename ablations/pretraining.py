@@ -57,7 +57,7 @@ def pretrain(cfg, spend: Budget, cell: Cell, data: Prepared, run) -> dict:
                                               "timing": {"seconds": time.time() - started}})
         raise
     seconds = time.time() - started
-    metrics = {**last, **final, "train/tokens_per_sec": trained / fit_seconds,
+    metrics = {**last, **final, "train/tokens_per_sec": trained / fit_seconds if trained else None,
                "data/unigram_entropy": data.stats["unigram_entropy"]}
     epochs = spend.batches.epochs(trainer.global_step)
     results = {**base, "status": status, "metrics": metrics, "tokens_seen": tokens_seen,
@@ -97,13 +97,14 @@ def _summary(results: dict) -> dict:
 
 
 def _compute(cfg, data: Prepared, tokens_seen: int, trained: int, fit_seconds: float, ranks: int) -> dict:
-    """Model FLOPs (ablations/compute.py) of the cell, and of this run's training against the devices' peak."""
+    """Model FLOPs (ablations/compute.py) of the cell, and of this run's training against the devices' peak (not
+    measured, None, where this run trained no step: resumed at its end)."""
     per_token = compute.flops_per_token(cfg.model, len(data.tokenizer), data.stats["tokens_per_sequence"])
     peak, peak_source = compute.device_peak(cfg.trainer.accelerator, cfg.trainer.precision)
-    achieved = per_token * trained / fit_seconds
+    achieved = per_token * trained / fit_seconds if trained else None
     return {"flops_per_token": per_token, "total_flops": per_token * tokens_seen, "flops_per_sec": achieved,
             "peak_flops": peak * ranks if peak else None, "peak": f"{ranks} x {peak_source}",
-            "mfu": achieved / (peak * ranks) if peak else None}
+            "mfu": achieved / (peak * ranks) if peak and achieved else None}
 
 
 def _train(cfg, spend: Budget, data: Prepared, cell: Cell, run):

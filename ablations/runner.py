@@ -18,7 +18,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from ablations.budget import budget
 from ablations.cell import Cell, provenance, read_results, write_results
-from ablations.config import ConfigError, check
+from ablations.config import ConfigError, FineTuningFailed, check
 from ablations.data.pipeline import prepare
 from ablations.glue.checkpoint import from_pretrained, random_init
 from ablations.glue.stage import GLUE
@@ -58,18 +58,26 @@ def _load_tasks(cfg) -> dict[str, dict]:
 
 def _run(cfg, root: Path, cell: Cell, tasks: dict | None) -> dict:
     on_disk = read_results(cell.results_path)  # first: a results.json it refuses keeps its checkpoints too
-    if cfg.force and os.environ.get("SLURM_RESTART_COUNT", "0") == "0":  # once per submission, not per requeue
+    refit = cfg.force and cfg.stage == "finetune"  # force reruns what the stage selects: here the fine-tuning alone
+    if cfg.force and not refit and os.environ.get("SLURM_RESTART_COUNT", "0") == "0":  # once a submission
         shutil.rmtree(cell.dir / "checkpoints", ignore_errors=True)
     done_before = {} if cfg.force else on_disk
+    if done_before.get("status") == "diverged":  # its last checkpoint holds the non-finite weights: not resumable
+        log.info("cell %s (%s) diverged (%s); force=true reruns it", cell.id, cell.name, cell.results_path)
+        return {**done_before, "status": "skipped"}
     pretrained = done_before.get("status") == "ok"
     if pretrained and (cfg.stage == "pretrain" or not _pending(cfg, done_before, tasks, cfg.seq_len)):
         log.info("cell %s (%s) already finished (%s); force=true reruns it", cell.id, cell.name, cell.results_path)
         return {**done_before, "status": "skipped"}
     if cfg.stage == "finetune" or pretrained:
         results = _finished(cell, on_disk)
+        if refit:
+            results = _without_selected(cfg, results, tasks)
         with wandb_run(cfg, cell) as run:
             reopened(run, cell, results)
-            return _finetune(cfg, cell, results, from_pretrained(results["model_dir"], _reuse_pooler(cfg)), tasks, run)
+            # the model under this root, not the folder results.json names: the outputs may have moved
+            return _finetune(cfg, cell, results, from_pretrained(str(cell.dir / "model"), _reuse_pooler(cfg)), tasks,
+                             run)
     data = prepare(cfg, root)
     spend = budget(cfg, data)
     log.info("cell %s (%s): %s, micro-batches of %d", cell.id, cell.name, spend.describe(), spend.plan.micro_batch)
@@ -147,6 +155,18 @@ def _pending(cfg, results: dict, tasks: dict, max_length: int, identity: str | N
                                                     max_length)}
 
 
+def _without_selected(cfg, results: dict, tasks: dict) -> dict:
+    """results without the tasks this run selects under its fingerprints (force=true stage=finetune refits them);
+    every other task and fingerprint is kept."""
+    out = dict(results)
+    for s in FINETUNING:
+        fp = s.fingerprint(cfg[s.key])
+        if entry := (results.get(s.key) or {}).get(fp):
+            kept = {name: task for name, task in entry["tasks"].items() if name not in tasks[s.key]}
+            out[s.key] = {**results[s.key], fp: {**entry, "tasks": kept}}
+    return out
+
+
 def _entry(results: dict, stage, cfg, identity: str | None) -> dict | None:
     entry = (results.get(stage.key) or {}).get(stage.fingerprint(cfg[stage.key]))
     return entry if entry and (identity is None or entry.get("checkpoint_identity") == identity) else None
@@ -166,6 +186,16 @@ def _finetune(cfg, cell: Cell, results: dict, checkpoint, tasks: dict, run) -> d
         update_summary(run, {**entry["metrics"], f"{stage.key}/status": entry["status"],
                              f"{stage.key}/fingerprint": fp})
     return results
+
+
+def check_finished(cfg, results: dict) -> None:
+    """Raises FineTuningFailed naming the tasks (of the fingerprints this run asked for) that raised, so a single
+    run exits 1 and a grid names the cell; a diverged task is a result, not a failure."""
+    failed = [f"{s.key}/{name} ({task.get('error')})" for s in FINETUNING
+              for name, task in (_entry(results, s, cfg, None) or {}).get("tasks", {}).items()
+              if task["status"] == "failed"]
+    if failed:
+        raise FineTuningFailed(f"fine-tuning failed: {'; '.join(failed)}; rerun the cell to retry them")
 
 
 def _reuse_pooler(cfg) -> bool:

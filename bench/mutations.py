@@ -128,6 +128,25 @@ MUTATIONS = {
         'threshold = metrics.squad(golds, answers, null_odds)["best_f1_thresh"]'),
     "the random-weights baseline drawn with or without a pooler": (
         "ablations/glue/checkpoint.py", "add_pooling_layer=True)", "add_pooling_layer=reuse_pooler)"),
+    # an audit of the runner and the compute accounting
+    "a diverged cell rerun from its non-finite checkpoint": (
+        "ablations/runner.py", 'if done_before.get("status") == "diverged":', "if False:"),
+    "stage=finetune loads the model folder results.json names": (
+        "ablations/runner.py", 'from_pretrained(str(cell.dir / "model"), ', 'from_pretrained(results["model_dir"], '),
+    "force=true stage=finetune keeps every finished task": (
+        "ablations/runner.py", 'refit = cfg.force and cfg.stage == "finetune"', "refit = False"),
+    "a relative corpus path hashed as typed": (
+        "ablations/config.py", "src.path = to_absolute_path(os.path.expanduser(src.path))", "pass"),
+    "an old precision name costed at the fp32 peak": (
+        "ablations/config.py", "if str(cfg.trainer.precision) not in PRECISION_DTYPE:", "if False:"),
+    "GPUs matched by a substring of their name": (
+        "ablations/compute.py", "if words.issuperset(c.split())", "if all(part in name for part in c.split())"),
+    "a run that trained no step records a rate of 0": (
+        "ablations/pretraining.py", "trained / fit_seconds if trained else None,", "trained / fit_seconds,"),
+    "fine-tuning leaves deterministic mode on": (
+        "ablations/finetuning.py", ", _deterministic_here():", ":"),
+    "a grid counts an earlier grid's outcomes": (
+        "ablations/grid.py", "            path.unlink()", "            pass"),
 }
 
 

@@ -9,7 +9,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ablations import compute
-from ablations.config import ConfigError
+from ablations.config import ConfigError, check
 from conftest import make_cfg, run_py
 from lightning_modules.pretrain import build_model, pretraining_losses
 
@@ -42,6 +42,17 @@ def test_gpu_peaks_are_dense_and_matched_by_name():
     assert compute.gpu_peak("NVIDIA A100-SXM4-80GB", "16-mixed") == 312e12
     assert compute.gpu_peak("NVIDIA A10G", "bf16-mixed") == 125e12
     assert compute.gpu_peak("a mystery accelerator", "bf16-mixed") is None
+    for unknown in ("NVIDIA L40S", "NVIDIA L40"):  # "l4" is in their names, not one of their words
+        assert compute.gpu_peak(unknown, "bf16-mixed") is None
+
+
+def test_a_precision_lightning_takes_under_an_old_name_is_refused_not_costed_at_fp32():
+    """Lightning trains trainer.precision=bf16 as bf16-mixed (with a warning); costed at the fp32 peak, a paper
+    grid read 15x longer than it is."""
+    check(make_cfg("trainer=gpu"))
+    for old in ("bf16", "16"):
+        with pytest.raises(ConfigError, match=f"trainer.precision={old}: allowed bf16-mixed, bf16-true, 16-mixed"):
+            check(make_cfg("trainer=gpu", f"trainer.precision={old}"))
 
 
 def test_the_cpu_peak_is_the_highest_rate_measured_so_a_loaded_machine_never_lowers_it(tmp_path):

@@ -109,3 +109,17 @@ def test_static_masking_that_barely_differs_from_dynamic_and_oversized_batches_a
     assert "fewer than 2 times" in fairness_warnings(static, p, epochs=15, copy_feeds=1.5, epoch_sequences=500)[0]
     assert fairness_warnings(static, p, epochs=25, copy_feeds=2.5, epoch_sequences=500) == []
     assert "larger than an epoch" in fairness_warnings(static, p, epochs=25, copy_feeds=2.5, epoch_sequences=10)[0]
+
+
+def test_a_relative_corpus_path_names_the_folder_it_was_run_from(tmp_path, monkeypatch):
+    """A text_files path is read relative to where run.py starts: `path=books` from two folders is two corpora, and
+    must be two cells, not one finished cell reused for the other."""
+    ids = []
+    for here in ("a", "b"):
+        (tmp_path / here / "books").mkdir(parents=True)
+        monkeypatch.chdir(tmp_path / here)
+        cfg = make_cfg("data=text_files", "data.sources.text_files.path=books")
+        check(cfg)
+        assert cfg.data.sources.text_files.path == str(tmp_path / here / "books")
+        ids.append(Cell.of(cfg, tmp_path).id)
+    assert ids[0] != ids[1]

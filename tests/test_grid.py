@@ -202,3 +202,21 @@ def test_a_cell_killed_while_fine_tuning_keeps_its_whole_pretraining_history_in_
     summary = leet(reopened, "--summary")["summary"]
     assert summary["val/perplexity"] == results["metrics"]["val/perplexity"] and summary["status"] == "ok"
     assert summary["tokens_seen"] == results["tokens_seen"] and summary["glue/status"] == "ok"
+
+
+def test_a_grid_counts_its_own_cells_not_those_an_earlier_grid_left_in_its_sweep_folder(tmp_path):
+    """A fixed hydra.sweep.dir reused by a second, smaller grid: the first grid's failed job 1 once failed the
+    second grid too, which never ran it."""
+    from omegaconf import OmegaConf
+
+    from ablations.grid import OUTCOME, GridEnd
+
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    for job, status in (("0", "ok"), ("1", "failed")):  # the earlier grid's two jobs
+        (tmp_path / job).mkdir()
+        (tmp_path / job / OUTCOME).write_text(json.dumps({"status": status, "error": None, "overrides": [job]}))
+    end = GridEnd()
+    end.on_multirun_start(config)
+    (tmp_path / "0" / OUTCOME).write_text(json.dumps({"status": "dry_run", "error": None, "overrides": ["0"]}))
+    end.on_multirun_end(config)  # no SystemExit: this grid's one job did not fail
+    assert not (tmp_path / "1" / OUTCOME).exists()

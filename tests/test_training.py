@@ -103,3 +103,16 @@ def test_held_out_evaluation_during_training_leaves_the_training_unchanged(tmp_p
     evaluated = run_cell(make_cfg(*base, "trainer.eval_every_steps=3", root=tmp_path / "evaluated"))
     assert plain["steps"] > 6 and evaluated["curve"] == plain["curve"]
     assert evaluated["metrics"]["val/mlm_loss"] == plain["metrics"]["val/mlm_loss"]
+
+
+def test_a_cell_resumed_with_no_step_left_records_no_rate_rather_than_zero(tmp_path):
+    """Killed after its last step (during the held-out evaluation or the export), a cell resumes from last.ckpt at
+    its final step and trains nothing: tokens/s and MFU are not measured then, and a 0 would halve its arm's mean."""
+    cfg = make_cfg("data.sources.synthetic.num_documents=40", "schedule.total_tokens=16384", "stage=pretrain",
+                   "logger=none", root=tmp_path)
+    first = run_cell(cfg)
+    assert first["compute"]["mfu"] > 0 and first["metrics"]["train/tokens_per_sec"] > 0
+    (tmp_path / "cells" / first["cell_id"] / "results.json").unlink()
+    again = run_cell(cfg)
+    assert again["status"] == "ok" and again["steps"] == first["steps"]
+    assert again["compute"]["mfu"] is None and again["metrics"]["train/tokens_per_sec"] is None

@@ -4,6 +4,7 @@ fine-tuning options (best epoch, the reused pooler, the random-weights baseline,
 pooler)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -66,9 +67,13 @@ def test_peak_lr_lr_scale_and_warmup_reach_the_optimizer(logged_cell):
         assert lr == pytest.approx(expected, rel=1e-6, abs=1e-12), step
 
 
-def test_a_diverging_cell_is_recorded_as_diverged_and_not_fine_tuned(tmp_path):
-    results = run_cell(make_cfg(*TINY, *GLUE, "schedule.lr_scale=1e9", "logger=none", root=tmp_path))
+def test_a_diverging_cell_is_recorded_as_diverged_and_not_fine_tuned_nor_rerun(tmp_path):
+    """A rerun once resumed from the diverged cell's last checkpoint (NaN weights, no step left) and recorded it
+    ok, exporting a NaN model: a diverged cell is finished, force=true reruns it."""
+    cfg = make_cfg(*TINY, *GLUE, "schedule.lr_scale=1e9", "logger=none", root=tmp_path)
+    results = run_cell(cfg)
     assert results["status"] == "diverged" and results["model_dir"] is None and "glue" not in results
+    assert run_cell(cfg)["status"] == "skipped"
     on_disk = json.loads((tmp_path / "cells" / results["cell_id"] / "results.json").read_text())
     assert on_disk["status"] == "diverged" and not (tmp_path / "cells" / results["cell_id"] / "model").exists()
 
@@ -147,3 +152,36 @@ def test_the_random_weights_baseline_is_the_same_encoder_with_or_without_the_poo
         encoders.append({k: v for k, v in checkpoint.model.state_dict().items() if not k.startswith("pooler.")})
     assert encoders[0].keys() == encoders[1].keys()
     assert all(torch.equal(encoders[0][k], encoders[1][k]) for k in encoders[0])
+
+
+def test_finetune_alone_uses_the_model_under_the_current_root_after_the_outputs_moved(tmp_path):
+    """results.json records where the model was exported; a moved or copied outputs folder must fine-tune its own
+    model, not the one at the old place (gone, or another tree's)."""
+    first = run_cell(make_cfg(*TINY, *GLUE, "stage=pretrain", "logger=none", root=tmp_path / "old"))
+    (tmp_path / "old").rename(tmp_path / "new")
+    moved = run_cell(make_cfg(*TINY, *GLUE, "stage=finetune", "logger=none", root=tmp_path / "new"))
+    assert moved["cell_id"] == first["cell_id"] and moved["glue"]
+    [entry] = moved["glue"].values()
+    assert entry["checkpoint"] == str(tmp_path / "new" / "cells" / first["cell_id"] / "model")
+
+
+def test_fine_tuning_leaves_torchs_deterministic_mode_as_it_found_it(tmp_path, monkeypatch):
+    """Trainer(deterministic=True) switches deterministic algorithms on for the whole process (and sets cuBLAS's
+    workspace): the next cell a grid process runs would pretrain under other kernels than one run alone."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    assert not torch.are_deterministic_algorithms_enabled()
+    run_cell(make_cfg(*TINY, *GLUE, "stage=finetune", "model.pretrained=random", "logger=none", root=tmp_path))
+    assert not torch.are_deterministic_algorithms_enabled() and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+
+
+def test_force_with_stage_finetune_refits_the_selected_tasks_and_keeps_the_checkpoints(tmp_path, caplog):
+    """force=true reruns what the stage selects: with stage=finetune, the fine-tuning, on the pretrained model; it
+    once kept every finished task and deleted the pretraining checkpoints instead."""
+    first = run_cell(make_cfg(*TINY, *GLUE, "logger=none", root=tmp_path))
+    checkpoints = tmp_path / "cells" / first["cell_id"] / "checkpoints"
+    assert list(checkpoints.glob("*.ckpt"))
+    with caplog.at_level("INFO"):
+        again = run_cell(make_cfg(*TINY, *GLUE, "stage=finetune", "force=true", "logger=none", root=tmp_path))
+    assert "finished under fingerprint" not in caplog.text and "glue sst2 seed 1: score" in caplog.text
+    assert list(checkpoints.glob("*.ckpt")) and again["steps"] == first["steps"]
+    assert again["glue"].keys() == first["glue"].keys()
