@@ -95,12 +95,12 @@ def test_exported_model_loads_in_plain_transformers_and_scores_the_held_out_set_
 
 
 def test_a_failing_cell_records_failed_and_closes_its_wandb_run(tmp_path):
-    result = run_py(*SMALL, "trainer.precision=not-a-precision", f"paths.root={tmp_path}", f"logger.dir={tmp_path}",
+    result = run_py(*SMALL, "trainer.strategy=not-a-strategy", f"paths.root={tmp_path}", f"logger.dir={tmp_path}",
                     cwd=tmp_path)
     assert result.returncode != 0
     [path] = tmp_path.glob("cells/*/results.json")
     results = json.loads(path.read_text())
-    assert results["status"] == "failed" and "not-a-precision" in results["error"]
+    assert results["status"] == "failed" and "not-a-strategy" in results["error"]
     summary = leet(results["wandb"]["dir"].removesuffix("/files"), "--summary")
     assert summary["exit_code"] == 1
 
