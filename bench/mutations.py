@@ -119,7 +119,7 @@ MUTATIONS = {
     "held-out evaluation draws from dropout's random stream": (
         "ablations/pretraining.py", "generator=torch.Generator(),", ""),
     "runs of one fingerprint fine-tuned on other data pooled": (
-        "ablations/report/tables.py", "if run.data_shas.get((stage, fp, task)) != self.data.get((stage, task)):",
+        "ablations/report/tables.py", "if run.data_shas.get((stage, fp, task)) != self.data_used.get((stage, task)):",
         "if False:"),
     "a NaN in a results.json reaches the statistics": (
         "ablations/report/tables.py", "return {k: v for k, v in out.items() if math.isfinite(v)}", "return out"),

@@ -85,7 +85,7 @@ def _header(loaded, arms: tables.Arms, counts: dict[str, Counter]) -> list[str]:
             line += (f"; runs fine-tuned under other fingerprints left out of its columns (--{stage} picks one): "
                      + ", ".join(others))
         for (held, task), versions in sorted(arms.data_versions.items()):
-            used = arms.data[(held, task)]
+            used = arms.data_used[(held, task)]
             other = [sha for sha in versions if sha != used]
             if held == stage and other:
                 line += (f"; {task}: {sum(versions[sha] for sha in other)} runs fine-tuned on other data "

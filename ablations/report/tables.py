@@ -71,7 +71,7 @@ class Arms:
             for (stage, fp, task), sha in run.data_shas.items():
                 if fp == fingerprints.get(stage):
                     self.data_versions.setdefault((stage, task), Counter())[sha] += 1
-        self.data = {key: max(sorted(c, key=str), key=c.get) for key, c in self.data_versions.items()}
+        self.data_used = {key: max(sorted(c, key=str), key=c.get) for key, c in self.data_versions.items()}
 
     @property
     def recipe(self) -> dict | None:
@@ -104,7 +104,7 @@ class Arms:
             stage, _, metric = key.partition(":")
             if metric:
                 fp, task = self.fingerprints.get(stage), metric.split("/")[0].removesuffix("_mm")
-                if run.data_shas.get((stage, fp, task)) != self.data.get((stage, task)):
+                if run.data_shas.get((stage, fp, task)) != self.data_used.get((stage, task)):
                     continue
                 held = run.finetune.get(stage, {}).get(fp, {})
                 for seed, value in held.get(metric, {}).items():
