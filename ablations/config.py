@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 
 from hydra.utils import to_absolute_path
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
 
@@ -81,8 +81,12 @@ def _check_data(d):
             raise ConfigError(f"data.sources.{name}.type={src.type}: allowed synthetic, text_files, hub")
         if not src.weight > 0:
             raise ConfigError(f"data.sources.{name}.weight={src.weight}: allowed a number > 0")
-        if src.type == "text_files" and src.path is not None:  # absolute before the cell id and cache keys hash it
-            src.path = to_absolute_path(os.path.expanduser(src.path))
+        if src.type == "text_files" and src.path is not None:  # before the cell id and the cache keys hash them:
+            from ablations.data.corpus import files_sha
+
+            src.path = to_absolute_path(os.path.expanduser(src.path))  # the folder it was run from
+            with open_dict(src):
+                src.files_sha = files_sha(name, src)  # and what the folder holds now
     size = d.size
     if size is not None and not ((isinstance(size, int) and size > 1) or (isinstance(size, float) and 0 < size <= 1)):
         raise ConfigError(f"data.size={size}: allowed null (all), a token count > 1, or a fraction in (0, 1]")

@@ -49,9 +49,11 @@ def record(status: str, error: str | None = None, extra: dict | None = None) -> 
 
 class GridEnd(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        """A sweep folder a grid reuses (a fixed hydra.sweep.dir) holds an earlier grid's outcomes: cleared, so the
-        summary and exit status count this grid's cells only."""
-        for path in Path(config.hydra.sweep.dir).glob(f"*/{OUTCOME}"):
+        """A sweep folder a grid reuses (a fixed hydra.sweep.dir) holds an earlier grid's outcomes and links to its
+        cells: cleared, so the summary, the exit status and the report count this grid's cells only (the earlier
+        cells stay where they are, under paths.root)."""
+        sweep = Path(config.hydra.sweep.dir)
+        for path in [*sweep.glob(f"*/{OUTCOME}"), *sweep.glob("*/cell")]:
             path.unlink()
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:

@@ -26,7 +26,7 @@ from ablations.data.masking import collate, training_loader
 from ablations.data.pipeline import Prepared
 from ablations.progress import progress_callbacks
 from ablations.tracking import CheckpointThenLog, SafeWandbLogger, run_path, update_summary
-from lightning_modules.callbacks import MaskFingerprint, ResumeAtStep
+from lightning_modules.callbacks import EvaluationClock, MaskFingerprint, ResumeAtStep
 from lightning_modules.pretrain import PretrainModule
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,12 @@ def pretrain(cfg, spend: Budget, cell: Cell, data: Prepared, run) -> dict:
             "config": OmegaConf.to_container(cfg, resolve=True), "plan": vars(plan), "data": data.stats,
             "warnings": spend.warnings, "wandb": run_path(run), **provenance()}
     try:
-        module, trainer, last, fingerprints, fit_seconds = _train(cfg, spend, data, cell, run)
+        module, trainer, last, fingerprints, timing = _train(cfg, spend, data, cell, run)
         final = trainer.validate(module, _eval_loader(cfg, data), verbose=False)[0]
         status = "diverged" if module.diverged else "ok"
         tokens_seen, sequences_seen = module.global_tokens_seen(), int(module.global_sum(module.sequences_seen))
         trained = int(module.global_sum(module.tokens_seen - module.tokens_at_start))  # by this run, not before a resume
-        flops = _compute(cfg, data, tokens_seen, trained, fit_seconds, trainer.world_size)
+        flops = _compute(cfg, data, tokens_seen, trained, timing["train_seconds"], trainer.world_size)
         if status == "ok" and trainer.is_global_zero:
             module.model.config.pretraining_seq_len = cfg.seq_len  # fine-tuning never feeds longer inputs
             module.model.save_pretrained(cell.dir / "model")
@@ -57,13 +57,13 @@ def pretrain(cfg, spend: Budget, cell: Cell, data: Prepared, run) -> dict:
                                               "timing": {"seconds": time.time() - started}})
         raise
     seconds = time.time() - started
-    metrics = {**last, **final, "train/tokens_per_sec": trained / fit_seconds if trained else None,
+    metrics = {**last, **final, "train/tokens_per_sec": trained / timing["train_seconds"] if trained else None,
                "data/unigram_entropy": data.stats["unigram_entropy"]}
     epochs = spend.batches.epochs(trainer.global_step)
     results = {**base, "status": status, "metrics": metrics, "tokens_seen": tokens_seen,
                "sequences_seen": sequences_seen, "steps": trainer.global_step, "epochs": epochs,
                "mask_fingerprints": fingerprints, "curve": module.curve, "compute": flops,
-               "timing": {"seconds": seconds, "fit_seconds": fit_seconds},
+               "timing": {"seconds": seconds, **timing},
                "model_dir": str(cell.dir / "model") if status == "ok" else None}
     if trainer.is_global_zero:
         if isinstance(trainer.logger, SafeWandbLogger):
@@ -96,12 +96,12 @@ def _summary(results: dict) -> dict:
             **{f"plan/{k}": v for k, v in results["plan"].items()}}
 
 
-def _compute(cfg, data: Prepared, tokens_seen: int, trained: int, fit_seconds: float, ranks: int) -> dict:
+def _compute(cfg, data: Prepared, tokens_seen: int, trained: int, train_seconds: float, ranks: int) -> dict:
     """Model FLOPs (ablations/compute.py) of the cell, and of this run's training against the devices' peak (not
     measured, None, where this run trained no step: resumed at its end)."""
     per_token = compute.flops_per_token(cfg.model, len(data.tokenizer), data.stats["tokens_per_sequence"])
     peak, peak_source = compute.device_peak(cfg.trainer.accelerator, cfg.trainer.precision)
-    achieved = per_token * trained / fit_seconds if trained else None
+    achieved = per_token * trained / train_seconds if trained else None
     return {"flops_per_token": per_token, "total_flops": per_token * tokens_seen, "flops_per_sec": achieved,
             "peak_flops": peak * ranks if peak else None, "peak": f"{ranks} x {peak_source}",
             "mfu": achieved / (peak * ranks) if peak and achieved else None}
@@ -115,10 +115,11 @@ def _train(cfg, spend: Budget, data: Prepared, cell: Cell, run):
         sequences=plan.sequences, clip_grad_norm=cfg.schedule.clip_grad_norm, seed=cfg.seed, cell_id=cell.id,
         optimizer={"lr": plan.peak_lr, "weight_decay": cfg.schedule.weight_decay,
                    "betas": list(cfg.schedule.adam_betas), "eps": cfg.schedule.adam_eps})
-    fingerprint = MaskFingerprint(spend.batches)
+    fingerprint, evaluating = MaskFingerprint(spend.batches), EvaluationClock()
     every = ({"train_time_interval": timedelta(minutes=t.checkpoint_every_minutes)} if t.checkpoint_every_minutes
              else {"every_n_train_steps": t.checkpoint_every_steps})
-    callbacks = [fingerprint, ResumeAtStep(spend.batches), CheckpointThenLog(cell.dir / "checkpoints", save_last=True, **every),
+    callbacks = [fingerprint, evaluating, ResumeAtStep(spend.batches),
+                 CheckpointThenLog(cell.dir / "checkpoints", save_last=True, **every),
                  *progress_callbacks(t.log_every_steps)]
     trainer = pl.Trainer(
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
@@ -140,9 +141,10 @@ def _train(cfg, spend: Budget, data: Prepared, cell: Cell, run):
         started = time.perf_counter()
         trainer.fit(module, loader, _eval_loader(cfg, data) if t.eval_every_steps else None,
                     ckpt_path=_resume_from(cell.dir / "checkpoints", cell.id))
-        fit_seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started
+    timing = {"train_seconds": seconds - evaluating.seconds, "eval_seconds": evaluating.seconds}
     last = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
-    return module, trainer, last, fingerprint.fingerprints, fit_seconds
+    return module, trainer, last, fingerprint.fingerprints, timing
 
 
 def _resume_from(folder: Path, cell_id: str) -> Path | None:

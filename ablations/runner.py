@@ -206,7 +206,6 @@ def _link_hydra_dir(cell: Cell) -> None:
     """Hydra's run folder keeps the logs; a `cell` link in it points to the results (rank 0 makes it)."""
     cell.dir.mkdir(parents=True, exist_ok=True)
     if HydraConfig.initialized() and rank_zero_only.rank == 0:
-        try:
-            (Path(HydraConfig.get().runtime.output_dir) / "cell").symlink_to(cell.dir, target_is_directory=True)
-        except FileExistsError:  # a requeued job's folder already has it
-            pass
+        link = Path(HydraConfig.get().runtime.output_dir) / "cell"
+        link.unlink(missing_ok=True)  # a requeued job's own, or a reused folder's link to another cell
+        link.symlink_to(cell.dir, target_is_directory=True)

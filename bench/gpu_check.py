@@ -58,8 +58,7 @@ def main():
 
     torch.cuda.reset_peak_memory_stats()
     results = run_cell(cfg)
-    fit = results["timing"]["fit_seconds"]
-    headroom = loader_headroom(cfg, 50) / (results["steps"] / fit)
+    headroom = loader_headroom(cfg, 50) / (results["steps"] / results["timing"]["train_seconds"])
     row = {"device": torch.cuda.get_device_name(), "steps": results["steps"],
            "tokens_per_sec": results["metrics"]["train/tokens_per_sec"], "mfu": results["compute"]["mfu"],
            "peak_flops": results["compute"]["peak_flops"], "peak_memory_gb": torch.cuda.max_memory_allocated() / 2 ** 30,

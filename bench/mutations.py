@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # name: (file, original text, mutated text)
 READ = "    on_disk = read_results(cell.results_path)  # first: a results.json it refuses keeps its checkpoints too\n"
-FORCE = ('    if cfg.force and os.environ.get("SLURM_RESTART_COUNT", "0") == "0":'
-         '  # once per submission, not per requeue\n'
+REFIT = ('    refit = cfg.force and cfg.stage == "finetune"'
+         '  # force reruns what the stage selects: here the fine-tuning alone\n')
+FORCE = ('    if cfg.force and not refit and os.environ.get("SLURM_RESTART_COUNT", "0") == "0":  # once a submission\n'
          '        shutil.rmtree(cell.dir / "checkpoints", ignore_errors=True)\n')
 MUTATIONS = {
     # the review's table
@@ -39,8 +40,8 @@ MUTATIONS = {
         "ablations/glue/stage.py", 'out[f"{task.name}/score"] = statistics.fmean(scores)',
         'out[f"{task.name}/score"] = scores[0]'),
     "interaction sign flipped": (
-        "ablations/report/comparisons.py", "for side, pairs in zip((1, -1), sides)",
-        "for side, pairs in zip((-1, 1), sides)"),
+        "ablations/report/comparisons.py", "_weights(sides[0])\n    for arm, weight in _weights(sides[1], -1.0)",
+        "_weights(sides[1])\n    for arm, weight in _weights(sides[0], -1.0)"),
     "BERT-style and RoBERTa-style arms swapped": (
         "ablations/report/comparisons.py", "    bert, roberta = found\n    describe", "    roberta, bert = found\n    describe"),
     "synthetic GLUE labels shuffled against their texts": (
@@ -79,7 +80,7 @@ MUTATIONS = {
         "ablations/cell.py", '        if not isinstance(results, dict):\n            raise',
         '        if False:\n            raise'),
     "force=true deletes checkpoints before results.json is read": (
-        "ablations/runner.py", READ + FORCE, FORCE + READ),
+        "ablations/runner.py", READ + REFIT + FORCE, REFIT + FORCE + READ),
     "a cache folder without its manifest is taken for a killed build": (
         "ablations/data/cache.py", "        manifest = {DONE: -1}", "        return False"),
     "a cache file changed in place at its size is trusted": (
@@ -98,9 +99,8 @@ MUTATIONS = {
         "ablations/report/stats.py", "half = scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df) * se",
         "half = scipy_stats.norm.ppf(0.5 + CONFIDENCE / 2) * se"),
     "main effect weighted by pairs' seeds, not settings": (
-        "ablations/report/comparisons.py", "terms = [(sign / len(pairs), arms.summary(arm, column))",
-        "terms = [(sign * arms.summary(t, column).n / sum(arms.summary(x, column).n for _, x in pairs), "
-        "arms.summary(arm, column))"),
+        "ablations/report/comparisons.py", "_terms(arms, column, _weights(settings))",
+        "_terms(arms, column, _weights([s for s in settings for _ in range(arms.summary(s[1][0], column).n)]))"),
     "cells are medians, effects means": (
         "ablations/report/stats.py", "Summary(len(v), statistics.fmean(v),", "Summary(len(v), statistics.median(v),"),
     "format rows paired with the last pair format": (
@@ -109,8 +109,8 @@ MUTATIONS = {
         "ablations/report/runs.py", 'points = {int(h["trainer/global_step"]):', 'points = {int(h["trainer/global_step"]) + 1:'),
     # an audit of the report and the training path
     "arms paired on their factors' names alone": (
-        "ablations/report/comparisons.py", "return {k: v for k, v in arms.science(arm).items()",
-        'return {k: v for k, v in arms.science(arm).items() if k.endswith(".name")'),
+        "ablations/report/comparisons.py", "return repr(sorted((k, v) for k, v in arms.science(arm).items()",
+        'return repr(sorted((k, v) for k, v in arms.science(arm).items() if k.endswith(".name")'),
     "W&B keeps the other seeds of a task one seed of which diverged": (
         "ablations/report/runs.py", 'if set(per_seed) != set(runs[cell_id].recipes[stage][fp]["seeds"]):',
         "if not per_seed:"),
@@ -142,11 +142,39 @@ MUTATIONS = {
     "GPUs matched by a substring of their name": (
         "ablations/compute.py", "if words.issuperset(c.split())", "if all(part in name for part in c.split())"),
     "a run that trained no step records a rate of 0": (
-        "ablations/pretraining.py", "trained / fit_seconds if trained else None,", "trained / fit_seconds,"),
+        "ablations/pretraining.py", 'trained / timing["train_seconds"] if trained else None,',
+        'trained / timing["train_seconds"],'),
+    "the training rate counts the held-out evaluations": (
+        "ablations/pretraining.py", '"train_seconds": seconds - evaluating.seconds', '"train_seconds": seconds'),
     "fine-tuning leaves deterministic mode on": (
         "ablations/finetuning.py", ", _deterministic_here():", ":"),
     "a grid counts an earlier grid's outcomes": (
         "ablations/grid.py", "            path.unlink()", "            pass"),
+    "a grid reports the cells an earlier grid linked in its sweep folder": (
+        "ablations/grid.py", '[*sweep.glob(f"*/{OUTCOME}"), *sweep.glob("*/cell")]', 'sweep.glob(f"*/{OUTCOME}")'),
+    "a job's folder keeps its link to an earlier run's cell": (
+        "ablations/runner.py", "link.unlink(missing_ok=True)", "if link.is_symlink():\n            return"),
+    "the arms of one setting summed in an effect, not averaged": (
+        "ablations/report/comparisons.py", "side / (len(settings) * len(group))", "side / len(settings)"),
+    "'>' in the LaTeX report left to the font, which prints it as '¿'": (
+        "ablations/report/render.py", '"<": r"\\textless{}", ">": r"\\textgreater{}",', ""),
+    "Table 4 cells held by fewer seeds than the arm's n left unmarked": (
+        "ablations/report/tables.py", "summary, text = _cell(arms, arm, column)\n                cells.append(text)",
+        "summary = arms.summary(arm, column)\n                cells.append(fmt(summary, column.digits))"),
+    "an arm not run shows the paper's settings under our plan's headers": (
+        "ablations/report/tables.py", 'return "—" if p is None else f"paper: {fmt_paper(p)}"', "return fmt_paper(p)"),
+    # a third audit: the data pipeline and its caches
+    "a text_files corpus known by its folder alone": (
+        "ablations/config.py", "src.files_sha = files_sha(name, src)", "pass"),
+    "source weights give way once a source runs out": (
+        "ablations/data/pipeline.py", "while queues[name := min(queues, key=lambda n: taken[n] / weights[n])]:",
+        "while any(queues.values()) and queues[name := min((n for n in queues if queues[n]), "
+        "key=lambda n: taken[n] / weights[n])]:"),
+    "the Hub's rows joined with a newline each": (
+        "ablations/data/corpus.py", '"".join(row if row.endswith("\\n") else row + "\\n" for row in rows)',
+        '"\\n".join(rows)'),
+    "a source's weight trains another tokenizer": (
+        "ablations/data/pipeline.py", '{k: v for k, v in src.items() if k != "weight"}', "src"),
 }
 
 

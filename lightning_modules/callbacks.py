@@ -1,7 +1,8 @@
 """Callbacks of the pretraining run: fingerprints of the masks actually fed (static vs dynamic checkable from the
-logs alone) and an exact resume."""
+logs alone), an exact resume, and the time held-out evaluations take out of training."""
 
 import hashlib
+import time
 
 import pytorch_lightning as pl
 import torch
@@ -65,3 +66,17 @@ class ResumeAtStep(pl.Callback):
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint):
         self.sampler.start_step = checkpoint["global_step"]
+
+
+class EvaluationClock(pl.Callback):
+    """Seconds spent in held-out evaluations (trainer.eval_every_steps), which tokens/s and MFU leave out: they
+    measure training, and an implementation setting must not change them."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def on_validation_start(self, trainer, pl_module):
+        self.started = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module):
+        self.seconds += time.perf_counter() - self.started

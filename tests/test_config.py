@@ -117,9 +117,35 @@ def test_a_relative_corpus_path_names_the_folder_it_was_run_from(tmp_path, monke
     ids = []
     for here in ("a", "b"):
         (tmp_path / here / "books").mkdir(parents=True)
+        (tmp_path / here / "books" / "book.txt").write_text("The same book. In both folders.")
         monkeypatch.chdir(tmp_path / here)
         cfg = make_cfg("data=text_files", "data.sources.text_files.path=books")
         check(cfg)
         assert cfg.data.sources.text_files.path == str(tmp_path / here / "books")
         ids.append(Cell.of(cfg, tmp_path).id)
     assert ids[0] != ids[1]
+
+
+def test_a_text_files_corpus_is_the_contents_of_its_files(tmp_path):
+    """A book added to a corpus folder makes another cell on another corpus: the folder's name alone once kept the
+    finished cell, and force=true trained again on the corpus cached before the book came."""
+    from ablations.data.pipeline import prepare
+    from ablations.data.synthetic import generate_documents
+
+    folder, seen = tmp_path / "books", []
+    folder.mkdir()
+    for book, document in enumerate(generate_documents(12, seed=0, num_topics=4)):
+        if book == 10:
+            seen.append(_cell_and_corpus(folder, tmp_path, prepare))
+        (folder / f"{book}.txt").write_text(" ".join(document.texts()))
+    seen.append(_cell_and_corpus(folder, tmp_path, prepare))
+    (folder / "0.txt").write_text((folder / "0.txt").read_text() + " The end.")  # an edit, not a new file
+    seen.append(_cell_and_corpus(folder, tmp_path, prepare))
+    (cells, documents) = zip(*seen)
+    assert len(set(cells)) == 3 and documents[0] < documents[1]
+
+
+def _cell_and_corpus(folder, root, prepare):
+    cfg = make_cfg("data=text_files", f"data.sources.text_files.path={folder}", "tokenizer.vocab_size=300")
+    check(cfg)
+    return Cell.of(cfg, root).id, prepare(cfg, root).stats["train_documents"]

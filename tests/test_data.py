@@ -33,18 +33,23 @@ def test_data_sizes_are_nested_document_prefixes_counted_in_tokens():
         subset(corpus_docs, total + 1)
 
 
-def test_mixing_keeps_each_sources_token_share_in_every_prefix():
-    mixed = mix({"books": docs(300, 20, tag=1), "wiki": docs(900, 10, tag=2)}, {"books": 1.0, "wiki": 3.0})
-    for prefix in (40, 200, 600):
+def test_mixing_keeps_each_sources_token_share_in_every_prefix_and_in_all():
+    """data.size takes prefixes of the mix, all of it included: each must hold the weights' shares, or a data-size
+    arm differs from another in its mix of sources too. The mix ends where a source runs out (wiki, 9000 tokens at
+    weight 3); what the others hold past that (books: about 150 documents of 20 tokens) is left out, and counted."""
+    mixed, left_out = mix({"books": docs(300, 20, tag=1), "wiki": docs(900, 10, tag=2)}, {"books": 1.0, "wiki": 3.0})
+    for prefix in (40, 200, 600, len(mixed)):
         books = sum(20 for d in mixed[:prefix] if d[0][0] < 2000)
         wiki = sum(10 for d in mixed[:prefix] if d[0][0] >= 2000)
         assert abs(wiki / (books + wiki) - 0.75) < 0.05
-    assert len(mixed) == 1200  # when one source runs out the other goes on
+    books = sum(20 for d in mixed if d[0][0] < 2000)
+    assert books in (3000, 3020) and left_out == {"books": 6000 - books, "wiki": 0}  # to within one document
 
 
 def test_prepared_data_shares_tokenizer_and_eval_set_across_arms(tmp_path):
     arms = [("objective=mlm",), ("objective=mlm_nsp", "masking=static"), ("input_format=doc_sentences",),
-            ("data.size=0.5",), ("masking.mlm_probability=0.3", "masking.mask_replace_prob=0.5")]
+            ("data.size=0.5",), ("masking.mlm_probability=0.3", "masking.mask_replace_prob=0.5"),
+            ("data.sources.synthetic.weight=2.0",)]  # a weight orders the documents: the text is the same
     prepared = [prepare(make_cfg(*arm, "data.sources.synthetic.num_documents=120"), tmp_path) for arm in arms]
     assert len({p.tokenizer.backend_tokenizer.to_str() for p in prepared}) == 1
     for p in prepared[1:]:
@@ -146,6 +151,22 @@ def test_text_files_reads_the_shared_books_and_wikitext():
                     "data.sources.text_files.doc_split=blank_line")
     documents = corpus.load("text_files", wiki.data.sources.text_files)
     assert len(documents) > 1000 and any("Homarus gammarus" in s for d in documents for s in d)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "corpus").is_dir(), reason="shared corpus absent")
+@pytest.mark.parametrize("doc_split", ["blank_line", "wikitext"])
+def test_a_hub_dataset_splits_into_the_documents_its_file_does(tmp_path, doc_split):
+    """The Hub's WikiText rows are the raw file's lines, each with its newline, blank lines empty: read from the Hub
+    or from the file, the same text must make the same documents (once each row became a document of its own)."""
+    raw = SHARED_DATA / "corpus/wikitext-2-raw/wiki.valid.raw"
+    rows = [line if line.strip() else "" for line in raw.read_text(encoding="utf-8").splitlines(keepends=True)]
+    (tmp_path / "wiki").mkdir()
+    (tmp_path / "wiki" / "wiki.valid.raw").write_text(raw.read_text(encoding="utf-8"), encoding="utf-8")
+    src = make_cfg("data=text_files", f"data.sources.text_files.path={tmp_path / 'wiki'}",
+                   f"data.sources.text_files.doc_split={doc_split}").data.sources.text_files
+    from_file = corpus.load("text_files", src)
+    from_hub = [corpus.split_sentences(d) for d in corpus.hub_documents(rows, doc_split, "hub")]
+    assert [d for d in from_hub if d] == from_file and len(from_file) > 50
 
 
 def test_synthetic_nsp_pairs_carry_a_learnable_signal(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 
-from conftest import ONE_THREAD, SMALL, killed_run, leet, run_py, wandb_history
+from conftest import ONE_THREAD, ROOT, SMALL, killed_run, leet, run_py, wandb_history
 
 def test_grid_writes_one_ok_results_json_per_cell(grid):
     root, _ = grid
@@ -220,3 +220,35 @@ def test_a_grid_counts_its_own_cells_not_those_an_earlier_grid_left_in_its_sweep
     (tmp_path / "0" / OUTCOME).write_text(json.dumps({"status": "dry_run", "error": None, "overrides": ["0"]}))
     end.on_multirun_end(config)  # no SystemExit: this grid's one job did not fail
     assert not (tmp_path / "1" / OUTCOME).exists()
+
+
+def test_a_grid_in_a_reused_sweep_folder_reports_its_own_cells(tmp_path, monkeypatch):
+    """Each job's folder links to its cell, and the report reads the cells a sweep folder links to. A second grid in
+    a reused hydra.sweep.dir once kept the first grid's links: its job 0 still pointed at the first grid's cell (the
+    new link was taken for a requeued job's), and jobs it never ran still linked theirs. The cells stay, unlinked."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from ablations.cell import Cell
+    from ablations.grid import GridEnd
+    from ablations.report.runs import load
+    from ablations.runner import _link_hydra_dir
+    from reportfixtures import cell
+
+    sweep, earlier = tmp_path / "sweep", [cell(tmp_path, seed=1), cell(tmp_path, seed=2)]
+    for job, results in enumerate(earlier):
+        (sweep / str(job)).mkdir(parents=True)
+        (sweep / str(job) / "cell").symlink_to(tmp_path / "cells" / results["cell_id"], target_is_directory=True)
+    GridEnd().on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        hydra_cfg = compose("config", ["seed=3"], return_hydra_config=True)
+    hydra_cfg.hydra.runtime.output_dir = str(sweep / "0")
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # restored after the test: other tests run no job
+    HydraConfig.instance().set_config(hydra_cfg)
+    for seed in (3, 4):  # seed 4: a run reusing its job's folder (a fixed hydra.run.dir), as no grid clears it
+        ours = cell(tmp_path, seed=seed)
+        _link_hydra_dir(Cell(ours["cell_id"], ours["name"], "", ours["factors"], tmp_path / "cells" / ours["cell_id"],
+                             ""))
+        assert [run.cell_id for run in load(str(sweep)).runs] == [ours["cell_id"]]
+    assert all((tmp_path / "cells" / r["cell_id"] / "results.json").exists() for r in earlier)

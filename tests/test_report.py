@@ -3,12 +3,15 @@ grid (results.json and its offline W&B runs must give identical tables), and on 
 
 import csv
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from scipy import stats as scipy_stats
 
 from ablations.cell import SCHEMA_VERSION
 from ablations.config import ConfigError
@@ -111,6 +114,47 @@ def test_arms_that_differ_in_a_setting_no_factor_names_are_each_paired_with_thei
     assert float(row(summary, "dynamic − static", "MLM loss (held-out, nats)")["delta"]) == pytest.approx(-0.1)
 
 
+def loss_cell(root, seed, loss, **factors):
+    return cell(root, seed, metrics={"val/mlm_loss": loss, "val/perplexity": math.exp(loss)}, **factors)
+
+
+def test_an_arm_in_two_pairs_is_one_sample_in_welchs_interval(tmp_path):
+    """schedule=bsz2k schedule.peak_lr=5e-4,7e-4 against one bsz256 arm, a seed of one bsz2k arm failed (so Welch's,
+    not paired): the bsz256 arm is the control of both, and once entered its spread twice at a quarter weight each,
+    half its variance: a narrower interval that claimed an effect its data do not resolve."""
+    root, lr = tmp_path / "runs", lambda value: {"schedule": {"peak_lr": value}}
+    arms = {("bsz256", 1e-4): [3.00, 3.30, 2.90], ("bsz2k", 5e-4): [2.80, 2.95, 2.70], ("bsz2k", 7e-4): [2.85, 2.75]}
+    for (schedule, peak_lr), losses in arms.items():
+        for seed, loss in enumerate(losses):
+            loss_cell(root, seed, loss, schedule=schedule, settings=lr(peak_lr))
+    cell(root, 2, schedule="bsz2k", status="failed", settings=lr(7e-4))
+    effect = row(summary_of(tmp_path), "bsz2k − bsz256", "MLM loss (held-out, nats)")
+    weighted = [(-1, arms[("bsz256", 1e-4)]), (0.5, arms[("bsz2k", 5e-4)]), (0.5, arms[("bsz2k", 7e-4)])]
+    parts = [w * w * statistics.variance(v) / len(v) for w, v in weighted]
+    df = sum(parts) ** 2 / sum(p * p / (len(v) - 1) for p, (_, v) in zip(parts, weighted))
+    half = scipy_stats.t.ppf(0.975, df) * math.sqrt(sum(parts))
+    delta = sum(w * statistics.fmean(v) for w, v in weighted)
+    assert effect["paired"] == "False" and float(effect["delta"]) == pytest.approx(delta)
+    assert float(effect["low"]) == pytest.approx(delta - half) and float(effect["high"]) == pytest.approx(delta + half)
+    assert effect["resolved"] == "False"
+
+
+def test_a_setting_of_the_other_factors_with_two_control_arms_still_counts_once(tmp_path):
+    """The larger batch crossed with masking; under static masking two bsz256 arms (peak_lr 1e-4 and 2e-4) are the
+    control, under dynamic one. bsz2k - bsz256 is -0.3 under static (the mean of -0.2 and -0.4) and +0.1 under
+    dynamic: -0.1 with each setting counted once, not -0.167 with each pair counted once."""
+    root = tmp_path / "runs"
+    for seed in range(3):
+        noise = 0.01 * seed
+        for masking, arms in (("static", {(1e-4, "bsz256"): 3.2, (2e-4, "bsz256"): 3.4, (7e-4, "bsz2k"): 3.0}),
+                              ("dynamic", {(1e-4, "bsz256"): 3.0, (7e-4, "bsz2k"): 3.1})):
+            for (peak_lr, schedule), loss in arms.items():
+                loss_cell(root, seed, loss + noise, masking=masking, schedule=schedule,
+                          settings={"schedule": {"peak_lr": peak_lr}})
+    effect = row(summary_of(tmp_path), "bsz2k − bsz256", "MLM loss (held-out, nats)")
+    assert float(effect["delta"]) == pytest.approx(-0.1)
+
+
 def test_more_data_is_compared_within_each_corpus(tmp_path):
     """Two corpora at half and all of their data: all of a corpus is 0.1 nats better than its half, and the corpora
     differ by a whole nat, so comparing across them would report a loss."""
@@ -198,6 +242,45 @@ def test_real_glue_tasks_are_labelled_dev_and_table4_holds_the_papers_rows(tmp_p
     assert row(table4, "roberta_more_data_100k (paper)", "perplexity (held-out)")["text"] == "not in paper"
     needed = row(read_csv(tmp_path / "report" / "tables" / "seeds_needed.csv"), "data", "SST-2 acc (dev)")
     assert needed["for"] == "paper"  # the paper's +0.3 (160GB - 16GB), in our units on the real task
+
+
+def markdown_table(text: str, title: str) -> list[list[str]]:
+    """The rows (header first) of the report.md table under `## title`."""
+    body = text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in body.splitlines()
+            if line.startswith("|") and not line.startswith("|---")]
+
+
+def test_table4_marks_a_cell_that_fewer_seeds_hold_than_its_n(tmp_path):
+    """As every arm table does: 3 pretraining seeds finished, SST-2 holds 2 of them (the third's failed)."""
+    root = tmp_path / "runs"
+    for seed in range(3):
+        for size in (0.5, None):
+            cell(root, seed, data_size=size, glue={"sst2/accuracy": seeds(0.8)} if seed or size else None)
+    build(str(root), tmp_path / "report")
+    table4 = read_csv(tmp_path / "report" / "tables" / "table4.csv")
+    assert row(table4, "synthetic all", "synthetic SST-2 acc")["text"] == "80.0 ±0.0 (n=2)"
+    assert row(table4, "synthetic 0.5", "synthetic SST-2 acc")["text"] == "80.0 ±0.0"
+
+
+def test_settings_columns_hold_our_plan_and_say_where_a_value_is_the_papers(tmp_path):
+    """Table 3 without bsz8k: its row is the paper's, labelled so, not values under our plan's headers; Table 4's and
+    the training configuration's paper rows give their corpus in GB, under a header that is not our token count."""
+    root = tmp_path / "runs"
+    for seed in range(2):
+        for schedule in ("bsz256", "bsz2k"):
+            for size in (0.5, None):
+                cell(root, seed, schedule=schedule, data_size=size, metrics={"val/mlm_loss": 3.0})
+    build(str(root), tmp_path / "report")
+    text = (tmp_path / "report" / "report.md").read_text()
+    header, *rows = markdown_table(text, "Table 3: batch size at equal tokens")
+    bsz8k = dict(zip(header, next(r for r in rows if r[0].startswith("bsz8k"))))
+    assert bsz8k["n"] == "not run" and bsz8k["batch"] == "paper: 8K" and bsz8k["peak LR"] == "paper: 0.001"
+    for title, paper_row in (("Table 4: data size", "paper: roberta more data 100k"),
+                             ("Training configuration of each arm beside BERT's and RoBERTa's", "RoBERTa (paper)")):
+        header, *rows = markdown_table(text, title)
+        column = next(i for i, cell_ in enumerate(next(r for r in rows if r[0] == paper_row)) if "GB" in cell_)
+        assert "tokens" not in header[column], (title, header[column])
 
 
 def test_failed_missing_and_malformed_runs_appear_as_such(tmp_path):
@@ -472,11 +555,15 @@ def test_report_tex_compiles_into_a_pdf(tmp_path):
     masking_grid(root, [1.0, 1.2, 0.7])
     cell(root, 0, objective="mlm_nsp", input_format="sentence_pair", glue={"sst2/accuracy": seeds(0.7)})
     build(str(root), tmp_path / "report")
-    result = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
+    result = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error",  # fonts written readable
+                             r"\pdfcompresslevel=0 \pdfobjcompresslevel=0 \input{report.tex}"],
                             cwd=tmp_path / "report", capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "Output written on report.pdf" in result.stdout and (tmp_path / "report" / "report.pdf").stat().st_size > 5000
     assert "Overfull" not in result.stdout  # wide tables are scaled to the page
+    assert "->" in (tmp_path / "report" / "report.md").read_text()  # a caveat's arrow, and "> 1000" seeds where so
+    glyphs = (tmp_path / "report" / "report.pdf").read_bytes()  # the font subsets list every glyph set
+    assert b"/greater" in glyphs and b"/questiondown" not in glyphs  # '>' in the default font encoding is a '¿'
 
 
 def test_a_wandb_project_that_cannot_be_read_is_a_clear_error(tmp_path, monkeypatch):

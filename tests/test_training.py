@@ -1,8 +1,9 @@
 """The pretraining step in process, on the pipeline's own data: one step's gradient does not depend on the
 micro-batch size, clipping reaches the optimizer, a resumed loader starts at the checkpoint's step, the
 curve W&B holds is the curve results.json holds, a held-out evaluation leaves the training unchanged, and
-trainer.compile compiles the code a step runs."""
+trainer.compile compiles the code a step runs, and the training rate leaves out held-out evaluations."""
 
+import time
 
 import pytest
 import pytorch_lightning as pl
@@ -116,3 +117,24 @@ def test_a_cell_resumed_with_no_step_left_records_no_rate_rather_than_zero(tmp_p
     again = run_cell(cfg)
     assert again["status"] == "ok" and again["steps"] == first["steps"]
     assert again["compute"]["mfu"] is None and again["metrics"]["train/tokens_per_sec"] is None
+
+
+def test_the_training_rate_leaves_out_the_held_out_evaluations(tmp_path, monkeypatch):
+    """tokens/s and MFU measure training: with trainer.eval_every_steps set, the time fit spends evaluating is not
+    training time. Each evaluation here takes 100 s on the clock every timer reads (and no real time)."""
+    clock = {"offset": 0.0}
+    real_clock, evaluate = time.perf_counter, PretrainModule.validation_step
+
+    def slow_evaluation(self, *args, **kwargs):
+        clock["offset"] += 100.0
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(time, "perf_counter", lambda: real_clock() + clock["offset"])
+    monkeypatch.setattr(PretrainModule, "validation_step", slow_evaluation)
+    results = run_cell(make_cfg("data.sources.synthetic.num_documents=40", "schedule.total_tokens=16384",
+                                "trainer.eval_every_steps=3", "stage=pretrain", "logger=none", root=tmp_path))
+    timing = results["timing"]
+    assert clock["offset"] >= 300 and timing["eval_seconds"] >= 200  # two during fit, one after it
+    assert 0 < timing["train_seconds"] < 100
+    trained = results["tokens_seen"]
+    assert results["metrics"]["train/tokens_per_sec"] == pytest.approx(trained / timing["train_seconds"])

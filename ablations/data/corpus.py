@@ -1,5 +1,6 @@
 """Corpus sources: each gives documents as lists of sentences, the unit every input format is built from."""
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -36,14 +37,29 @@ def _synthetic(name, src):
 
 
 def _text_files(name, src):
+    texts = (f.read_text(encoding="utf-8-sig", errors="replace") for f in text_files(name, src))
+    return [split_sentences(doc) for text in texts for doc in _split_documents(text, src.doc_split, name)]
+
+
+def text_files(name: str, src) -> list[Path]:
+    """The files a text_files source reads, in the order it reads them."""
     folder = Path(src.path).expanduser()
     if not folder.is_dir():
         raise ConfigError(f"data.sources.{name}.path={src.path}: no such folder (a folder of .txt files)")
     files = sorted(folder.rglob("*.txt")) + sorted(folder.rglob("*.raw"))
     if not files:
         raise ConfigError(f"data.sources.{name}.path={src.path}: holds no .txt (or .raw) files")
-    texts = (f.read_text(encoding="utf-8-sig", errors="replace") for f in files)
-    return [split_sentences(doc) for text in texts for doc in _split_documents(text, src.doc_split, name)]
+    return files
+
+
+def files_sha(name: str, src) -> str:
+    """A hash of the names and contents of a text_files source's files: a corpus edited in place is another one."""
+    digest = hashlib.sha256()
+    for path in text_files(name, src):
+        with path.open("rb") as f:
+            digest.update(f"{path.relative_to(Path(src.path).expanduser())}\0".encode())
+            digest.update(hashlib.file_digest(f, "sha256").digest())
+    return digest.hexdigest()
 
 
 # WikiText's headings: " = Title = " opens an article, " = = Section = = " and deeper are inside one.
@@ -81,8 +97,14 @@ def _hub(name, src):
         rows = datasets.load_dataset(src.dataset, src.get("config"), split=src.split)[src.text_column]
     except Exception as err:
         raise ConfigError(f"data.sources.{name}: could not load {src.dataset} ({err}); {hint}") from None
-    if src.doc_split == "row":
-        return [split_sentences(row) for row in rows]
-    if src.doc_split == "blank_line":
-        return [split_sentences(doc) for doc in _split_documents("\n".join(rows), "blank_line", name)]
-    raise ConfigError(f"data.sources.{name}.doc_split={src.doc_split}: allowed row, blank_line")
+    return [split_sentences(doc) for doc in hub_documents(rows, src.doc_split, name)]
+
+
+def hub_documents(rows: list[str], doc_split: str, name: str) -> list[str]:
+    """A row per document, or the rows read as the lines of one file (WikiText's rows are its file's lines, each
+    with its newline) and split as text_files splits a file."""
+    if doc_split == "row":
+        return rows
+    if doc_split in ("blank_line", "wikitext"):
+        return _split_documents("".join(row if row.endswith("\n") else row + "\n" for row in rows), doc_split, name)
+    raise ConfigError(f"data.sources.{name}.doc_split={doc_split}: allowed row, blank_line, wikitext")

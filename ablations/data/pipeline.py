@@ -1,9 +1,10 @@
 """One cell's data, from corpus sources to masked datasets, cached in two stages:
 
-corpus    (sources, held-out split, tokenizer): the tokenizer and token ids of every document; shared by
-          every cell on the same corpus, whatever its size, format or masking;
-instances (+ data.size, input_format, seq_len; dupe_factor for pair formats): the training sequences, one
-          copy per dupe_factor for pair formats (BERT rebuilds its pairs per copy), and the held-out set.
+corpus    (sources but their weights, held-out split, tokenizer): the tokenizer and token ids of every document;
+          shared by every cell on the same corpus, whatever its mix, size, format or masking;
+instances (+ the sources' weights, data.size, input_format, seq_len; dupe_factor for pair formats): the training
+          sequences, one copy per dupe_factor for pair formats (BERT rebuilds its pairs per copy), and the held-out
+          set.
 Masks are drawn when fed, from (seed, copy or epoch, index): see ablations/data/masking.py.
 Arrays are saved as .npy files and memory-mapped, never loaded whole into every process.
 """
@@ -36,12 +37,15 @@ class Prepared:
 
 def prepare(cfg: DictConfig, root: Path) -> Prepared:
     plain = OmegaConf.to_container(cfg, resolve=True)
-    corpus_settings = {"sources": plain["data"]["sources"], "valid_fraction": cfg.data.valid_fraction,
-                       "data_seed": cfg.data.seed, "tokenizer": plain["tokenizer"]}
+    sources = plain["data"]["sources"]  # their weights order the documents, never change the text or tokenizer
+    corpus_settings = {"sources": {n: {k: v for k, v in src.items() if k != "weight"} for n, src in sources.items()},
+                       "valid_fraction": cfg.data.valid_fraction, "data_seed": cfg.data.seed,
+                       "tokenizer": plain["tokenizer"]}
     corpus_dir = cached(root / "cache", "corpus", corpus_settings, lambda out: _build_corpus(cfg, out),
                         rebuild_damaged=False)  # a tokenizer trained again can differ: cells would not compare
     tok = PreTrainedTokenizerFast.from_pretrained(corpus_dir / "tokenizer")
-    instance_settings = {"corpus": corpus_dir.name, "size": cfg.data.size, "input_format": plain["input_format"],
+    instance_settings = {"corpus": corpus_dir.name, "weights": {name: src["weight"] for name, src in sources.items()},
+                         "size": cfg.data.size, "input_format": plain["input_format"],
                          "seq_len": cfg.seq_len, "copies": _copies(cfg)}
     instances_dir = cached(root / "cache", "instances", instance_settings,
                            lambda out: _build_instances(cfg, corpus_dir, tok, out))
@@ -109,8 +113,12 @@ def _load_docs(path: Path) -> list[list[list[int]]]:
 
 def _build_instances(cfg, corpus_dir: Path, tok, out: Path) -> None:
     names = list(cfg.data.sources)
-    train = mix({n: _load_docs(corpus_dir / f"{n}.train.npz") for n in names},
-                {n: cfg.data.sources[n].weight for n in names})
+    train, left_out = mix({n: _load_docs(corpus_dir / f"{n}.train.npz") for n in names},
+                          {n: cfg.data.sources[n].weight for n in names})
+    if any(left_out.values()):
+        log.warning("data: %s training tokens left out to keep the sources' weights (%s) once one runs out; weights "
+                    "in proportion to the sources' sizes use them all", left_out,
+                    ", ".join(f"{n} {cfg.data.sources[n].weight}" for n in names))
     train = subset(train, cfg.data.size)
     valid = [doc for n in names for doc in _load_docs(corpus_dir / f"{n}.valid.npz")]
     ids = dict(cls_id=tok.cls_token_id, sep_id=tok.sep_token_id, pad_id=tok.pad_token_id)
@@ -129,24 +137,25 @@ def _build_instances(cfg, corpus_dir: Path, tok, out: Path) -> None:
     p = p[p > 0]
     lengths = np.concatenate([c.lengths for c in copies])
     stats = {"train_documents": len(train), "train_tokens": sum(len(s) for doc in train for s in doc),
+             "left_out_by_mix": left_out,
              "train_sequences": [len(c) for c in copies], "tokens_per_sequence": float(lengths.mean()),
              "fill": float(lengths.mean() / cfg.seq_len), "eval_sequences": len(held_out), "vocab_size": len(tok),
              "unigram_entropy": float(-(p * np.log(p)).sum())}
     (out / "stats.json").write_text(json.dumps(stats, indent=1))
 
 
-def mix(sources: dict[str, list], weights: dict[str, float]) -> list:
-    """Interleaves documents so every prefix holds each source's share of tokens as its weight says,
-    until a source runs out; then the others go on."""
+def mix(sources: dict[str, list], weights: dict[str, float]) -> tuple[list, dict[str, int]]:
+    """Interleaves documents so every prefix, all of them included, holds each source's share of tokens as its
+    weight says: data.size arms differ in size alone. The mix ends where a source runs out; the tokens the others
+    hold past that are left out (and counted)."""
     queues = {name: list(reversed(docs)) for name, docs in sources.items()}
     taken = dict.fromkeys(sources, 0)
     mixed = []
-    while any(queues.values()):
-        name = min((n for n in queues if queues[n]), key=lambda n: taken[n] / weights[n])
+    while queues[name := min(queues, key=lambda n: taken[n] / weights[n])]:
         doc = queues[name].pop()
         taken[name] += sum(map(len, doc))
         mixed.append(doc)
-    return mixed
+    return mixed, {name: sum(len(s) for doc in queue for s in doc) for name, queue in queues.items()}
 
 
 def subset(docs: list, size) -> list:

@@ -28,21 +28,36 @@ class Factor:
     treatment: dict
     paper: object  # column -> PaperValue | None
 
-    def pairs(self, arms: Arms) -> list[tuple[tuple, tuple]]:
-        """Every (control, treatment) that agree on the rest; a treatment with two such controls (arms that differ
-        only in a setting the factor varies) is compared with their mean."""
+    def settings(self, arms: Arms) -> list[tuple[list, list]]:
+        """(control arms, treatment arms) at each setting of the rest where both were run. Two arms at one setting
+        that differ only in a setting the factor varies (an LR swept inside one batch size) share that setting."""
         def rest(arm):
-            return {k: v for k, v in arms.science(arm).items()
-                    if not any(k == s or k.startswith(s + ".") for s in self.varies)}
-        controls = arms.find(**self.control)
-        return [(c, t) for t in arms.find(**self.treatment) for c in controls if rest(c) == rest(t)]
+            return repr(sorted((k, v) for k, v in arms.science(arm).items()
+                               if not any(k == s or k.startswith(s + ".") for s in self.varies)))
+        found: dict[str, tuple[list, list]] = {}
+        for side, level in enumerate((self.control, self.treatment)):
+            for arm in arms.find(**level):
+                found.setdefault(rest(arm), ([], []))[side].append(arm)
+        return [(controls, treatments) for controls, treatments in found.values() if controls and treatments]
 
     def effect(self, arms: Arms, column: Column, target: float | None = None) -> stats.Effect | None:
-        pairs = self.pairs(arms)
-        if not pairs:
-            return None
-        terms = [(sign / len(pairs), arms.summary(arm, column)) for c, t in pairs for sign, arm in ((1, t), (-1, c))]
-        return stats.contrast(terms, target)
+        settings = self.settings(arms)
+        return stats.contrast(_terms(arms, column, _weights(settings)), target) if settings else None
+
+
+def _weights(settings: list[tuple[list, list]], sign: float = 1.0) -> dict[tuple, float]:
+    """Each arm's weight in the mean over settings of (mean of the treatment arms - mean of the control arms): each
+    setting counted once, and each arm once, whatever the number of arms it is compared with."""
+    weights: dict[tuple, float] = {}
+    for controls, treatments in settings:
+        for side, group in ((sign, treatments), (-sign, controls)):
+            for arm in group:
+                weights[arm] = weights.get(arm, 0.0) + side / (len(settings) * len(group))
+    return weights
+
+
+def _terms(arms: Arms, column: Column, weights: dict[tuple, float]) -> list:
+    return [(weight, arms.summary(arm, column)) for arm, weight in weights.items()]
 
 
 SCHEDULE_PRESET = tuple(f"schedule.{k}" for k in ("name", "batch_size", "peak_lr", "paper_steps"))  # conf/schedule
@@ -106,7 +121,7 @@ def ablation_summary(arms: Arms, columns: list[Column]) -> list[Table] | str:
                                                            "n": e.n})})
         effects.rows.append([factor.name] + cells)
         seeds.rows.append([factor.name] + needed)
-    for a, b in combinations([f for f in found if len(f.pairs(arms)) > 1], 2):
+    for a, b in combinations([f for f in found if len(f.settings(arms)) > 1], 2):
         row, cells, any_value = f"interaction: ({a.name}) × ({b.name})", [], False
         for column, label in zip(columns, labels):
             e = _interaction(arms, a, b, column)
@@ -132,13 +147,15 @@ def ablation_summary(arms: Arms, columns: list[Column]) -> list[Table] | str:
 
 def _interaction(arms: Arms, a: Factor, b: Factor, column: Column) -> stats.Effect | None:
     """a's effect where b is at its treatment minus where b is at its control."""
-    sides = [[(c, t) for c, t in a.pairs(arms) if all(dict(t)[k] == v for k, v in level.items())]
+    sides = [[(controls, treatments) for controls, treatments in a.settings(arms)
+              if all(dict(arm)[k] == v for arm in treatments for k, v in level.items())]
              for level in (b.treatment, b.control)]
     if not all(sides):
         return None
-    terms = [(sign * side / len(pairs), arms.summary(arm, column))
-             for side, pairs in zip((1, -1), sides) for c, t in pairs for sign, arm in ((1, t), (-1, c))]
-    return stats.contrast(terms)
+    weights = _weights(sides[0])
+    for arm, weight in _weights(sides[1], -1.0).items():
+        weights[arm] = weights.get(arm, 0.0) + weight
+    return stats.contrast(_terms(arms, column, weights))
 
 
 def _needed(e: stats.Effect | None) -> str:
@@ -263,7 +280,7 @@ def _float(value) -> float | None:
 
 def training_configs(arms: Arms) -> Table:
     table = Table("training_configs", "Training configuration of each arm beside BERT's and RoBERTa's",
-                  ["arm", "batch", "sequences/step", "peak LR", "warmup steps", "steps", "seq len", "train tokens",
+                  ["arm", "batch", "sequences/step", "peak LR", "warmup steps", "steps", "seq len", "train data",
                    "real tokens seen", "FLOPs", "MFU"], caption=arms.caption())
     for arm, runs in arms.by_arm.items():
         run = runs[0]
@@ -271,8 +288,8 @@ def training_configs(arms: Arms) -> Table:
         row = [run.plan.get("batch"), run.plan.get("sequences"), run.plan.get("peak_lr"), run.plan.get("warmup_steps"),
                run.plan.get("steps"), run.seq_len, run.train_tokens, run.tokens_seen, _float(run.compute.get("total_flops")),
                sum(mfus) / len(mfus) if mfus else None]
-        text = [None if v is None else f"{v:.3g}" if k == 8 else f"{v:.1%}" if k == 9 else f"{v}"
-                for k, v in enumerate(row)]
+        text = [None if v is None else f"{v:.3g}" if k == 8 else f"{v:.1%}" if k == 9 else f"{v} tokens" if k == 6
+                else f"{v}" for k, v in enumerate(row)]
         table.rows.append([run.name.rsplit("-s", 1)[0]] + ["—" if v is None else v for v in text])
         table.records.append({**dict(zip(table.header, [table.rows[-1][0], *row])), "peak": run.compute.get("peak")})
     for who in ("bert", "roberta"):

@@ -36,7 +36,7 @@ def markdown(title: str, header: list[str], tables: list[Table], notes: list[str
 
 
 _LATEX = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_\allowbreak{}", "/": r"/\allowbreak{}", "{": r"\{",
-          "}": r"\}", "~": r"\textasciitilde{}",
+          "}": r"\}", "~": r"\textasciitilde{}", "<": r"\textless{}", ">": r"\textgreater{}",
           "^": r"\^{}", "\\": r"\textbackslash{}", "±": r"$\pm$", "≈": r"$\approx$", "−": "$-$", "—": "--",
           "×": r"$\times$", "√": r"$\surd$", "≤": r"$\leq$", "–": "--", "’": "'"}
 

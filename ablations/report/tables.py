@@ -233,25 +233,37 @@ def arm_table(arms: Arms, key: str, title: str, paper_table: str, factor_rows: l
     for label, paper_row, found in present:
         for arm in found or [None]:
             name = label + (arms.label(arm, shown) if arm else "")
-            if arm is None:
-                cells = ["not run"] + [fmt_paper(paper.value(paper_table, paper_row, s[2])) for s in settings]
+            if arm is None:  # the paper's settings, labelled: the columns hold our plan's
+                cells = ["not run"] + [_paper_setting(paper.value(paper_table, paper_row, s[2])) for s in settings]
             else:
                 cells = [arms.status(arm)] + [_setting(arms.by_arm[arm], s[1]) for s in settings]
             for column in columns:
-                summary = arms.summary(arm, column)
-                text = fmt(summary, column.digits)
-                if summary is not None and summary.n != arms.finished(arm):
-                    text += f" (n={summary.n})"
+                summary, text = _cell(arms, arm, column)
                 p = paper.value(paper_table, paper_row, column.paper) if column.paper else None
                 table.records.append({"row": name, "column": arms.column_label(column), "text": text,
                                       **({} if summary is None else {"n": summary.n, "mean": summary.mean,
                                                                      "std": summary.std}), **paper_record(p)})
                 cells += [text] + ([fmt_paper(p)] if column.paper else [])
             table.rows.append([name] + cells)
-    table.footnotes += [CELL_STATISTIC, "(n=k) after a cell: only k of the arm's finished pretraining seeds hold that "
-                        "value (for the others the task's fine-tuning failed or diverged in some seed, or the value "
-                        "is not a finite number)."]
+    table.footnotes += [CELL_STATISTIC, FEWER_SEEDS]
     return table
+
+
+FEWER_SEEDS = ("(n=k) after a cell: only k of the arm's finished pretraining seeds hold that value (for the others the "
+               "task's fine-tuning failed or diverged in some seed, or the value is not a finite number).")
+
+
+def _cell(arms: Arms, arm: tuple | None, column: Column) -> tuple[stats.Summary | None, str]:
+    """An arm's summary in a column and its text, marked where fewer of the arm's seeds hold it than its n says."""
+    summary = arms.summary(arm, column)
+    text = fmt(summary, column.digits)
+    if summary is not None and summary.n != arms.finished(arm):
+        text += f" (n={summary.n})"
+    return summary, text
+
+
+def _paper_setting(p: paper.PaperValue | None) -> str:
+    return "—" if p is None else f"paper: {fmt_paper(p)}"
 
 
 def _setting(runs: list[Run], key: str) -> str:
@@ -319,16 +331,17 @@ def table4(arms: Arms) -> Table | str:
     if len(sizes) < 2:
         return "Table 4: data size: skipped, the runs hold fewer than two data sizes; " \
                "python run.py -m experiment=table4_data_size fills it."
-    header = ["arm", "n", "train tokens", "steps"] + [arms.column_label(c) for c in columns]
+    header = ["arm", "n", "train data", "steps"] + [arms.column_label(c) for c in columns]
     table = Table("table4", "Table 4: data size", header, caption=arms.caption())
     shown = {"data", "data_size"}
     for data, size in sizes:
         for arm in arms.find(data=data, data_size=size):
             name = f"{data} {show(size)}{arms.label(arm, shown)}"
-            cells = [arms.status(arm), _setting(arms.by_arm[arm], "train_tokens"), _setting(arms.by_arm[arm], "plan.steps")]
+            cells = [arms.status(arm), f"{_setting(arms.by_arm[arm], 'train_tokens')} tokens",
+                     _setting(arms.by_arm[arm], "plan.steps")]
             for column in columns:
-                summary = arms.summary(arm, column)
-                cells.append(fmt(summary, column.digits))
+                summary, text = _cell(arms, arm, column)
+                cells.append(text)
                 table.records.append({"row": name, "column": arms.column_label(column), "text": cells[-1],
                                       **({} if summary is None else {"n": summary.n, "mean": summary.mean,
                                                                      "std": summary.std})})
@@ -342,8 +355,8 @@ def table4(arms: Arms) -> Table | str:
             table.records.append({"row": f"{row} (paper)", "column": arms.column_label(column), "text": cells[-1],
                                   **paper_record(p)})
         table.rows.append([f"paper: {row.replace('_', ' ')}", "—", entry["data"], f"{entry['steps']}"] + cells)
-    table.footnotes += [CELL_STATISTIC, "Paper rows: RoBERTa Table 4 (dev), each at its own data, batch and steps; it "
-                        "has no perplexity column. " + paper.caveat("table4_notes")]
+    table.footnotes += [CELL_STATISTIC, FEWER_SEEDS, "Paper rows: RoBERTa Table 4 (dev), each at its own data, batch "
+                        "and steps; it has no perplexity column. " + paper.caveat("table4_notes")]
     return table
 
 
