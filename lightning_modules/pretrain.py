@@ -185,6 +185,13 @@ class PretrainModule(pl.LightningModule):
         self._counts = np.array(state["loss_counts"], dtype=np.int64)
         self._rng = state
 
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        """Only the tensors of a batch (held-out) or of each micro-batch (training) move; counts and probe digests
+        stay where they are (Lightning's walk through every item of them costs a small model's step about 1%)."""
+        def move(part: dict) -> dict:
+            return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in part.items()}
+        return move(batch) if isinstance(batch, dict) else [move(micro_batch) for micro_batch in batch]
+
     def on_train_batch_start(self, batch, batch_idx):
         """The RNG states are put back at the first resumed batch: starting the data iterator draws from them."""
         if self._rng is not None:
