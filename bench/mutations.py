@@ -184,6 +184,8 @@ def run(name: str, mutation: tuple[str, str, str]) -> tuple[bool, float]:
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "project"
         shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", "outputs", ".git", "__pycache__"))
+        if (ROOT.parent / "shared").is_dir():  # the tests on real data read ../shared, beside the project
+            (Path(tmp) / "shared").symlink_to(ROOT.parent / "shared")
         text = (copy / path).read_text()
         if text.count(original) != 1:
             raise SystemExit(f"{name}: the original text occurs {text.count(original)} times in {path}; update it")

@@ -37,11 +37,11 @@ def _synthetic(name, src):
 
 
 def _text_files(name, src):
-    texts = (f.read_text(encoding="utf-8-sig", errors="replace") for f in text_files(name, src))
+    texts = (f.read_text(encoding="utf-8-sig", errors="replace") for f in _files(name, src))
     return [split_sentences(doc) for text in texts for doc in _split_documents(text, src.doc_split, name)]
 
 
-def text_files(name: str, src) -> list[Path]:
+def _files(name: str, src) -> list[Path]:
     """The files a text_files source reads, in the order it reads them."""
     folder = Path(src.path).expanduser()
     if not folder.is_dir():
@@ -55,7 +55,7 @@ def text_files(name: str, src) -> list[Path]:
 def files_sha(name: str, src) -> str:
     """A hash of the names and contents of a text_files source's files: a corpus edited in place is another one."""
     digest = hashlib.sha256()
-    for path in text_files(name, src):
+    for path in _files(name, src):
         with path.open("rb") as f:
             digest.update(f"{path.relative_to(Path(src.path).expanduser())}\0".encode())
             digest.update(hashlib.file_digest(f, "sha256").digest())
