@@ -115,7 +115,8 @@ MUTATIONS = {
         "ablations/report/runs.py", 'if set(per_seed) != set(runs[cell_id].recipes[stage][fp]["seeds"]):',
         "if not per_seed:"),
     "a cell averaging fewer seeds than its arm does not say so": (
-        "ablations/report/tables.py", "if summary is not None and summary.n != arms.finished(arm):", "if False:"),
+        "ablations/report/tables.py", 'marked = f" (n={summary.n})" if summary.n != arms.finished(arm) else ""',
+        'marked = ""'),
     "held-out evaluation draws from dropout's random stream": (
         "ablations/pretraining.py", "generator=torch.Generator(),", ""),
     "runs of one fingerprint fine-tuned on other data pooled": (
@@ -159,8 +160,9 @@ MUTATIONS = {
     "'>' in the LaTeX report left to the font, which prints it as '¿'": (
         "ablations/report/render.py", '"<": r"\\textless{}", ">": r"\\textgreater{}",', ""),
     "Table 4 cells held by fewer seeds than the arm's n left unmarked": (
-        "ablations/report/tables.py", "summary, text = _cell(arms, arm, column)\n                cells.append(text)",
-        "summary = arms.summary(arm, column)\n                cells.append(fmt(summary, column.digits))"),
+        "ablations/report/tables.py", 'record = _cell(arms, arm, column)\n                cells.append(record["text"])',
+        'record = _cell(arms, arm, column)\n'
+        '                cells.append(fmt(arms.summary(arm, column), column.digits))'),
     "an arm not run shows the paper's settings under our plan's headers": (
         "ablations/report/tables.py", 'return "—" if p is None else f"paper: {fmt_paper(p)}"', "return fmt_paper(p)"),
     # a third audit: the data pipeline and its caches

@@ -238,12 +238,10 @@ def arm_table(arms: Arms, key: str, title: str, paper_table: str, factor_rows: l
             else:
                 cells = [arms.status(arm)] + [_setting(arms.by_arm[arm], s[1]) for s in settings]
             for column in columns:
-                summary, text = _cell(arms, arm, column)
+                record = _cell(arms, arm, column)
                 p = paper.value(paper_table, paper_row, column.paper) if column.paper else None
-                table.records.append({"row": name, "column": arms.column_label(column), "text": text,
-                                      **({} if summary is None else {"n": summary.n, "mean": summary.mean,
-                                                                     "std": summary.std}), **paper_record(p)})
-                cells += [text] + ([fmt_paper(p)] if column.paper else [])
+                table.records.append({"row": name, "column": arms.column_label(column), **record, **paper_record(p)})
+                cells += [record["text"]] + ([fmt_paper(p)] if column.paper else [])
             table.rows.append([name] + cells)
     table.footnotes += [CELL_STATISTIC, FEWER_SEEDS]
     return table
@@ -253,13 +251,14 @@ FEWER_SEEDS = ("(n=k) after a cell: only k of the arm's finished pretraining see
                "task's fine-tuning failed or diverged in some seed, or the value is not a finite number).")
 
 
-def _cell(arms: Arms, arm: tuple | None, column: Column) -> tuple[stats.Summary | None, str]:
-    """An arm's summary in a column and its text, marked where fewer of the arm's seeds hold it than its n says."""
+def _cell(arms: Arms, arm: tuple | None, column: Column) -> dict:
+    """An arm's cell in a column: its text, marked where fewer of the arm's seeds hold it than its n says, and the
+    summary's n, mean and std for the table's records."""
     summary = arms.summary(arm, column)
-    text = fmt(summary, column.digits)
-    if summary is not None and summary.n != arms.finished(arm):
-        text += f" (n={summary.n})"
-    return summary, text
+    if summary is None:
+        return {"text": fmt(summary, column.digits)}
+    marked = f" (n={summary.n})" if summary.n != arms.finished(arm) else ""
+    return {"text": fmt(summary, column.digits) + marked, "n": summary.n, "mean": summary.mean, "std": summary.std}
 
 
 def _paper_setting(p: paper.PaperValue | None) -> str:
@@ -340,11 +339,9 @@ def table4(arms: Arms) -> Table | str:
             cells = [arms.status(arm), f"{_setting(arms.by_arm[arm], 'train_tokens')} tokens",
                      _setting(arms.by_arm[arm], "plan.steps")]
             for column in columns:
-                summary, text = _cell(arms, arm, column)
-                cells.append(text)
-                table.records.append({"row": name, "column": arms.column_label(column), "text": cells[-1],
-                                      **({} if summary is None else {"n": summary.n, "mean": summary.mean,
-                                                                     "std": summary.std})})
+                record = _cell(arms, arm, column)
+                cells.append(record["text"])
+                table.records.append({"row": name, "column": arms.column_label(column), **record})
             table.rows.append([name] + cells)
     for row in TABLE4_PAPER_ROWS:
         entry = next(e for e in paper.entries("table4") if e["row"] == row)
