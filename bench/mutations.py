@@ -161,8 +161,8 @@ MUTATIONS = {
         "ablations/report/render.py", '"<": r"\\textless{}", ">": r"\\textgreater{}",', ""),
     "Table 4 cells held by fewer seeds than the arm's n left unmarked": (
         "ablations/report/tables.py", 'record = _cell(arms, arm, column)\n                cells.append(record["text"])',
-        'record = _cell(arms, arm, column)\n'
-        '                cells.append(fmt(arms.summary(arm, column), column.digits))'),
+        'record = {**_cell(arms, arm, column), "text": fmt(arms.summary(arm, column), column.digits)}\n'
+        '                cells.append(record["text"])'),
     "an arm not run shows the paper's settings under our plan's headers": (
         "ablations/report/tables.py", 'return "—" if p is None else f"paper: {fmt_paper(p)}"', "return fmt_paper(p)"),
     # a third audit: the data pipeline and its caches
